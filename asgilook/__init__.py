@@ -1,0 +1,1 @@
+"""asgilook: an image-sharing and thumbnail service on Falcon's ASGI flavour."""

@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+
+import pathlib
+
+from setuptools import find_packages
+from setuptools import setup
+
+description = 'Image sharing and thumbnails: the Falcon ASGI tutorial, grown up.'
+
+requirements = [
+    'aiofiles>=23.1',
+    'falcon>=4.0',
+    'msgpack>=1.0',
+    # NOTE: 13.0.0 fixes a critical overflow in the JPEG decoder.
+    'Pillow>=13.0.0',
+    # NOTE: redis.asyncio is the maintained successor of aioredis, which no
+    #   longer imports on Python 3.11+; aclose() needs redis 5.
+    'redis>=5.0.1',
+]
+
+extras_require = {
+    'dev': [
+        'httpie',
+        'uvicorn[standard]>=0.30',
+    ],
+    'test': [
+        'fakeredis>=2.20',
+        'httpie',
+        'pytest>=8',
+        'pytest-cov>=5',
+        'uvicorn[standard]>=0.30',
+    ],
+    'lint': [
+        'ruff>=0.17,<0.18',
+    ],
+}
+
+setup(
+    name='asgilook',
+    version='0.1.0',
+    description=description,
+    long_description=(pathlib.Path(__file__).parent / 'README.rst').read_text(),
+    long_description_content_type='text/x-rst',
+    license='Apache-2.0',
+    classifiers=[
+        'Development Status :: 3 - Alpha',
+        'Framework :: AsyncIO',
+        'Intended Audience :: Developers',
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.10',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
+        'Topic :: Internet :: WWW/HTTP :: HTTP Servers',
+        'Topic :: Multimedia :: Graphics',
+    ],
+    keywords='falcon asgi async cache redis uvicorn thumbnails',
+    packages=find_packages(exclude=['tests', 'tests.*']),
+    python_requires='>=3.10',
+    install_requires=requirements,
+    extras_require=extras_require,
+)

@@ -1,0 +1,274 @@
+import logging
+import time
+
+import fakeredis
+import falcon.testing
+import pytest
+
+from asgilook.app import create_app
+from asgilook.cache import RedisCache
+
+from .fakes import FlakyRedis
+from .helpers import FIRST_ID
+from .helpers import FIRST_URI
+from .servers import free_port
+from .servers import RedisServer
+
+THUMBNAIL = f'/thumbnails/{FIRST_ID}/160x90.jpeg'
+
+
+def test_hits_replay_the_response_byte_for_byte(any_client, png_image):
+    any_client.simulate_post('/images', body=png_image)
+
+    for path in ('/images', THUMBNAIL):
+        miss = any_client.simulate_get(path)
+        hit = any_client.simulate_get(path)
+        assert (miss.status_code, hit.status_code) == (200, 200)
+        assert miss.headers['X-ASGILook-Cache'] == 'Miss'
+        assert hit.headers['X-ASGILook-Cache'] == 'Hit'
+        assert hit.content == miss.content
+        for name in ('Content-Type', 'Content-Length'):
+            assert hit.headers[name] == miss.headers[name]
+
+
+def test_originals_are_never_cached(any_client, png_image):
+    any_client.simulate_post('/images', body=png_image)
+
+    bodies = {any_client.simulate_get(FIRST_URI).content for _ in range(3)}
+    assert len(bodies) == 1
+    assert len(bodies.pop()) > 1000
+    assert any_client.simulate_get(FIRST_URI).headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+def test_upload_invalidates_the_listing(any_client, png_image):
+    assert any_client.simulate_get('/images').json == []
+    assert any_client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+
+    any_client.simulate_post('/images', body=png_image)
+
+    resp = any_client.simulate_get('/images')
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert [item['id'] for item in resp.json] == [FIRST_ID]
+
+
+def test_failures_are_not_cached(any_client, png_image):
+    for _ in range(2):
+        resp = any_client.simulate_get(THUMBNAIL)
+        assert resp.status_code == 404
+
+    any_client.simulate_post('/images', body=png_image)
+    assert any_client.simulate_get(THUMBNAIL).status_code == 200
+
+
+def _redis_entry_setters(request):
+    if 'real_client' in request.fixturenames:
+        server = request.getfixturevalue('real_redis')
+        return server.client()
+    return fakeredis.FakeRedis(server=request.getfixturevalue('fake_redis_server'))
+
+
+def test_entries_from_an_earlier_run_are_forgotten(any_client, request):
+    # NOTE: With the in-memory store a restart forgets every image; a listing
+    #   cached by the previous run must not resurrect them.
+    with _redis_entry_setters(request) as redis:
+        redis.set(f'{RedisCache.PREFIX}//images', b'\x92\xa4text\xc4\x02[]')
+
+        resp = any_client.simulate_get('/images')
+        assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+        assert resp.json == []
+
+
+@pytest.mark.parametrize(
+    'entry',
+    [b'\xc1garbage', b'\x93\x01\x02\x03', b'\x92\x01\x02', b'\x05', b''],
+)
+def test_unreadable_entries_are_misses(any_client, request, entry, caplog):
+    any_client.simulate_get('/images')
+
+    with _redis_entry_setters(request) as redis:
+        redis.set(f'{RedisCache.PREFIX}//images', entry)
+
+    resp = any_client.simulate_get('/images')
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert resp.json == []
+    assert 'unreadable cache entry' in caplog.text
+    assert any_client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+
+
+# NOTE: The tests below switch Redis off and on through a fake client.
+
+
+@pytest.fixture
+def flaky():
+    return FlakyRedis()
+
+
+@pytest.fixture
+def flaky_client(config, flaky):
+    config.redis_from_url = lambda url: flaky
+    return falcon.testing.TestClient(create_app(config))
+
+
+def test_starts_and_serves_everything_without_redis(
+    flaky_client, flaky, png_image, caplog
+):
+    flaky.down = True
+
+    resp = flaky_client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 201
+
+    for path in ('/images', FIRST_URI, THUMBNAIL):
+        for _ in range(2):
+            resp = flaky_client.simulate_get(path)
+            assert resp.status_code == 200
+            assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+        assert flaky_client.simulate_head(path).status_code == 200
+
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert 'not answering' in warnings[0].getMessage()
+    assert 'redis://localhost' in warnings[0].getMessage()
+
+
+def test_caching_resumes_once_redis_answers(flaky_client, flaky, caplog):
+    flaky.down = True
+    assert flaky_client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Bypass'
+
+    caplog.set_level(logging.INFO)
+    flaky.down = False
+    assert flaky_client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Miss'
+    assert flaky_client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+    assert 'answers again' in caplog.text
+
+
+def test_no_stale_listing_after_an_outage(flaky_client, flaky, png_image):
+    assert flaky_client.simulate_get('/images').json == []
+    assert flaky_client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+
+    flaky.down = True
+    flaky_client.simulate_post('/images', body=png_image)
+    flaky.down = False
+
+    resp = flaky_client.simulate_get('/images')
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert [item['id'] for item in resp.json] == [FIRST_ID]
+
+
+def test_redis_failing_mid_request_is_not_an_error(flaky, config, png_image):
+    class FailsOnSet(FlakyRedis):
+        async def set(self, key, value, ex=None):
+            raise ConnectionResetError('Connection reset by peer (fake)')
+
+    failing = FailsOnSet()
+    config.redis_from_url = lambda url: failing
+    client = falcon.testing.TestClient(create_app(config))
+    client.simulate_post('/images', body=png_image)
+
+    for path in ('/images', THUMBNAIL):
+        resp = client.simulate_get(path)
+        assert resp.status_code == 200
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+        assert resp.content
+
+
+def test_dead_redis_is_left_alone_for_a_while(flaky_client, flaky, config):
+    config.redis_retry_interval = 60
+    flaky.down = True
+    flaky_client.simulate_get('/images')
+    sent = len(flaky.commands)
+
+    for _ in range(5):
+        assert flaky_client.simulate_get('/images').status_code == 200
+
+    # NOTE: Only the client's close at each shutdown; no command was tried.
+    assert set(flaky.commands[sent:]) == {'aclose'}
+
+
+def test_backoff_grows_and_is_capped(config, flaky):
+    config.redis_retry_interval = 1
+    cache = RedisCache(config)
+    cache._redis = flaky
+    flaky.down = True
+
+    intervals = []
+    for _ in range(8):
+        cache._retry_at = 0
+        falcon.async_to_sync(cache.process_startup, None, None)
+        intervals.append(round(cache._retry_at - time.monotonic()))
+
+    assert intervals == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_hanging_redis_times_out(flaky_client, flaky, config):
+    config.redis_timeout = 0.05
+    flaky.hang = True
+
+    started = time.monotonic()
+    resp = flaky_client.simulate_get('/images')
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+    assert time.monotonic() - started < 5
+
+
+def test_password_is_not_logged(flaky_client, flaky, config, caplog):
+    config.redis_host = 'redis://:hunter2@cache.example:6380/0'
+    flaky.down = True
+    flaky_client.simulate_get('/images')
+
+    assert 'redis://cache.example:6380/0' in caplog.text
+    assert 'hunter2' not in caplog.text
+
+
+# NOTE: The same outages against a real redis-server.
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path, port=free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_client(config, own_redis):
+    config.redis_from_url = type(config).DEFAULT_REDIS_FROM_URL
+    config.redis_host = own_redis.url
+    return falcon.testing.TestClient(create_app(config))
+
+
+def test_real_redis_started_after_the_app(own_redis_client, own_redis, png_image):
+    resp = own_redis_client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 201
+    assert own_redis_client.simulate_get('/images').headers['X-ASGILook-Cache'] == (
+        'Bypass'
+    )
+
+    own_redis.start()
+    for expected in ('Miss', 'Hit'):
+        resp = own_redis_client.simulate_get(THUMBNAIL)
+        assert resp.status_code == 200
+        assert resp.headers['X-ASGILook-Cache'] == expected
+
+
+def test_real_redis_stopped_and_paused(own_redis_client, own_redis, png_image):
+    own_redis.start()
+    own_redis_client.simulate_post('/images', body=png_image)
+    assert own_redis_client.simulate_get(THUMBNAIL).status_code == 200
+    assert own_redis_client.simulate_get(THUMBNAIL).headers['X-ASGILook-Cache'] == 'Hit'
+
+    own_redis.pause()
+    try:
+        started = time.monotonic()
+        resp = own_redis_client.simulate_get(THUMBNAIL)
+        assert resp.status_code == 200
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+        assert time.monotonic() - started < 5
+    finally:
+        own_redis.resume()
+
+    own_redis.stop()
+    for path in ('/images', THUMBNAIL, FIRST_URI):
+        resp = own_redis_client.simulate_get(path)
+        assert resp.status_code == 200
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
