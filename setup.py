@@ -26,6 +26,7 @@ extras_require = {
     'test': [
         'fakeredis>=2.20',
         'httpie',
+        'hypothesis>=6.100',
         'pytest>=8',
         'pytest-cov>=5',
         'uvicorn[standard]>=0.30',

@@ -1,5 +1,6 @@
 import falcon.asgi
 
+from . import errors
 from .cache import RedisCache
 from .config import Config
 from .images import Images
@@ -15,6 +16,7 @@ def create_app(config=None):
     thumbnails = Thumbnails(store)
 
     app = falcon.asgi.App(middleware=[cache])
+    app.add_error_handler(errors.AsgilookError, errors.handle)
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
     app.add_route(

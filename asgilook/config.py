@@ -3,6 +3,7 @@ import os
 import pathlib
 import uuid
 
+import PIL.ImageColor
 import redis.asyncio
 
 
@@ -15,43 +16,99 @@ class Config:
     DEFAULT_REDIS_TIMEOUT = 0.5
     DEFAULT_UUID_GENERATOR = uuid.uuid4
 
+    DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
+    DEFAULT_MAX_PIXELS = 50_000_000
+    DEFAULT_UPLOAD_TIMEOUT = 30.0
+    DEFAULT_JPEG_QUALITY = 85
+    DEFAULT_BACKGROUND = 'white'
+    DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
+    DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
+
     def __init__(self, environ=None):
         # NOTE: Tests pass their own mapping so they never touch os.environ.
-        environ = os.environ if environ is None else environ
+        env = _Environment(os.environ if environ is None else environ)
 
         self.storage_path = pathlib.Path(
-            environ.get('ASGI_LOOK_STORAGE_PATH', self.DEFAULT_CONFIG_PATH)
+            env.get('ASGI_LOOK_STORAGE_PATH', self.DEFAULT_CONFIG_PATH)
         )
         self.storage_path.mkdir(parents=True, exist_ok=True)
 
         self.redis_from_url = Config.DEFAULT_REDIS_FROM_URL
-        self.min_thumb_size = _number(
-            environ, 'ASGI_LOOK_MIN_THUMB_SIZE', self.DEFAULT_MIN_THUMB_SIZE, int
+        self.min_thumb_size = env.integer(
+            'ASGI_LOOK_MIN_THUMB_SIZE', self.DEFAULT_MIN_THUMB_SIZE
         )
-        self.redis_host = environ.get('ASGI_LOOK_REDIS_URL', self.DEFAULT_REDIS_HOST)
-        self.redis_retry_interval = _number(
-            environ,
-            'ASGI_LOOK_REDIS_RETRY_INTERVAL',
-            self.DEFAULT_REDIS_RETRY_INTERVAL,
-            float,
+        self.redis_host = env.get('ASGI_LOOK_REDIS_URL', self.DEFAULT_REDIS_HOST)
+        self.redis_retry_interval = env.seconds(
+            'ASGI_LOOK_REDIS_RETRY_INTERVAL', self.DEFAULT_REDIS_RETRY_INTERVAL
         )
-        self.redis_timeout = _number(
-            environ, 'ASGI_LOOK_REDIS_TIMEOUT', self.DEFAULT_REDIS_TIMEOUT, float
+        self.redis_timeout = env.seconds(
+            'ASGI_LOOK_REDIS_TIMEOUT', self.DEFAULT_REDIS_TIMEOUT
         )
         self.uuid_generator = Config.DEFAULT_UUID_GENERATOR
 
-
-def _number(environ, name, default, kind):
-    """Read a positive number from the environment, failing loudly at startup."""
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < math.inf:
-        raise ValueError(
-            f'{name} must be a positive {kind.__name__} number, got {raw!r}'
+        self.max_upload_bytes = env.integer(
+            'ASGI_LOOK_MAX_UPLOAD_BYTES', self.DEFAULT_MAX_UPLOAD_BYTES
         )
-    return value
+        self.max_pixels = env.integer('ASGI_LOOK_MAX_PIXELS', self.DEFAULT_MAX_PIXELS)
+        self.upload_timeout = env.seconds(
+            'ASGI_LOOK_UPLOAD_TIMEOUT', self.DEFAULT_UPLOAD_TIMEOUT
+        )
+        self.jpeg_quality = env.integer(
+            'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, high=95
+        )
+        self.background = env.colour('ASGI_LOOK_BACKGROUND', self.DEFAULT_BACKGROUND)
+        self.image_workers = env.integer(
+            'ASGI_LOOK_IMAGE_WORKERS', self.DEFAULT_IMAGE_WORKERS
+        )
+        self.image_queue = env.integer(
+            'ASGI_LOOK_IMAGE_QUEUE', self.DEFAULT_IMAGE_QUEUE, low=0
+        )
+
+
+class _Environment:
+    """Typed reads of the environment that fail loudly at startup."""
+
+    def __init__(self, environ):
+        self._environ = environ
+
+    def get(self, name, default):
+        return self._environ.get(name, default)
+
+    def integer(self, name, default, low=1, high=None):
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            upper = f' and at most {high}' if high is not None else ''
+            raise ValueError(
+                f'{name} must be a whole number of at least {low}{upper}, got {raw!r}'
+            )
+        return value
+
+    def seconds(self, name, default):
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not 0 < value < math.inf:
+            raise ValueError(
+                f'{name} must be a positive number of seconds, got {raw!r}'
+            )
+        return value
+
+    def colour(self, name, default):
+        raw = self._environ.get(name, default)
+        try:
+            return PIL.ImageColor.getrgb(raw)[:3]
+        except ValueError:
+            raise ValueError(
+                f'{name} must be a colour such as white, #ffffff or rgb(255,255,255), '
+                f'got {raw!r}'
+            ) from None

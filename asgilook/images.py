@@ -2,6 +2,8 @@ import aiofiles
 import aiofiles.os
 import falcon
 
+from . import uploads
+
 
 class Images:
     def __init__(self, config, store):
@@ -22,9 +24,14 @@ class Images:
         await self._describe(resp, image_id)
 
     async def on_post(self, req, resp):
-        data = await req.stream.read()
-        image_id = str(self._config.uuid_generator())
-        image = await self._store.save(image_id, data)
+        # NOTE: The slot is taken before the body is read, so that a crowd of
+        #   uploads is turned away before it fills the memory.
+        async with self._store.workers.slot():
+            data = await uploads.read_upload(
+                req, self._config.max_upload_bytes, self._config.upload_timeout
+            )
+            image_id = str(self._config.uuid_generator())
+            image = await self._store.save(image_id, data)
 
         resp.location = image.uri
         resp.media = image.serialize()
@@ -61,6 +68,7 @@ class Thumbnails:
             raise falcon.HTTPNotFound
 
         resp.content_type = falcon.MEDIA_JPEG
-        resp.data = await self._store.make_thumbnail(image, (width, height))
+        async with self._store.workers.slot():
+            resp.data = await self._store.make_thumbnail(image, (width, height))
 
     on_head = on_get

@@ -1,30 +1,189 @@
 """Pillow work as plain functions: bytes in, bytes out, no I/O and no asyncio."""
 
+import dataclasses
 import io
 
+import PIL.features
 import PIL.Image
+import PIL.ImageCms
+import PIL.ImageOps
+
+from . import errors
+
+# NOTE: Only these decoders ever see an upload. Everything else Pillow could
+#   open stays shut, above all EPS (which runs Ghostscript). MPO files come
+#   out of the JPEG decoder.
+_DECODERS = ('JPEG', 'PNG', 'GIF', 'WEBP', 'BMP', 'TIFF') + tuple(
+    name
+    for name, feature in (('AVIF', 'avif'), ('HEIF', None))
+    if (PIL.features.check(feature) if feature else name in PIL.Image.OPEN)
+)
+ACCEPTED_FORMATS = (*_DECODERS[:6], 'MPO', *_DECODERS[6:])
+
+_ALPHA_MODES = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
+_SRGB = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile('sRGB'))
+_SMALL_JPEG = 256 * 256
 
 
-def convert_to_jpeg(data: bytes) -> tuple[bytes, tuple[int, int]]:
-    """Decode an uploaded image and re-encode it as an RGB JPEG.
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """How uploads are judged and stored."""
 
-    Returns the JPEG bytes and the image size as ``(width, height)``.
+    max_pixels: int = 50_000_000
+    background: tuple[int, int, int] = (255, 255, 255)
+    quality: int = 85
+
+
+@dataclasses.dataclass(frozen=True)
+class Converted:
+    """An upload made into the JPEG we store."""
+
+    data: bytes
+    size: tuple[int, int]
+    frames: int
+
+
+def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
+    """Decode an upload, check it against ``policy``, and make it an sRGB JPEG.
+
+    The first frame is kept, turned upright, converted to sRGB and flattened
+    onto the background; no metadata survives.
     """
-    with PIL.Image.open(io.BytesIO(data)) as image:
-        rgb_image = image.convert('RGB')
-    return _encode_jpeg(rgb_image), rgb_image.size
+    with open_image(data, policy.max_pixels) as image:
+        frames = _decode(image, lambda: getattr(image, 'n_frames', 1))
+        rgb = _decode(image, lambda: to_srgb(image, policy.background))
+    return Converted(encode_jpeg(rgb, policy.quality), rgb.size, frames)
 
 
-def make_thumbnail(data: bytes, size: tuple[int, int]) -> bytes:
+def make_thumbnail(data: bytes, size: tuple[int, int], quality: int = 85) -> bytes:
     """Scale a stored JPEG to exactly ``size`` and encode it as JPEG."""
-    with PIL.Image.open(io.BytesIO(data)) as image:
+    with PIL.Image.open(io.BytesIO(data), formats=['JPEG']) as image:
         # NOTE: Let the JPEG decoder skip detail we are about to throw away.
         image.draft('RGB', size)
         resized = image.convert('RGB').resize(size, PIL.Image.Resampling.LANCZOS)
-    return _encode_jpeg(resized)
+    return encode_jpeg(resized, quality)
 
 
-def _encode_jpeg(image: PIL.Image.Image) -> bytes:
+def open_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
+    """Identify an upload from its bytes alone and check its size.
+
+    Only the header is read; nothing is decoded yet.
+    """
+    try:
+        image = PIL.Image.open(io.BytesIO(data), formats=_DECODERS)
+    except PIL.Image.UnidentifiedImageError as ex:
+        raise errors.UnsupportedImage(
+            'The upload is not an image in an accepted format. Accepted formats: '
+            f'{", ".join(ACCEPTED_FORMATS)}.'
+        ) from ex
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as ex:
+        raise _too_many_pixels(max_pixels) from ex
+    except Exception as ex:
+        raise _corrupt(None, ex) from ex
+
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise _too_many_pixels(max_pixels, image.size)
+    return image
+
+
+def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):
+    """Return the upright, 8-bit, opaque sRGB version of ``image``."""
+    icc_profile = image.info.get('icc_profile')
+    # NOTE: Transpose first: only the image as opened knows every place its
+    #   format may keep the orientation (EXIF, TIFF tags, XMP).
+    PIL.ImageOps.exif_transpose(image, in_place=True)
+    image = to_8_bit(image)
+
+    alpha = image.mode in _ALPHA_MODES or 'transparency' in image.info
+    if image.mode not in ('RGB', 'CMYK', 'L') or alpha:
+        image = image.convert('RGBA' if alpha else 'RGB')
+    if icc_profile:
+        image = _apply_profile(image, icc_profile)
+    if alpha:
+        flat = PIL.Image.new('RGBA', image.size, (*background, 255))
+        flat.alpha_composite(image.convert('RGBA'))
+        image = flat
+    return image.convert('RGB')
+
+
+def to_8_bit(image: PIL.Image.Image) -> PIL.Image.Image:
+    """Scale 16-bit, 32-bit integer and float images into 0..255 (as ``L``)."""
+    if image.mode.startswith('I;16'):
+        return image.convert('I').point(lambda value: value / 257).convert('L')
+    if image.mode not in ('I', 'F'):
+        return image
+
+    low, high = image.getextrema()
+    if image.mode == 'F' and low >= 0 and high <= 1:
+        low, high = 0, 1
+    elif image.mode == 'I' and low >= 0 and high <= 255:
+        return image.convert('L')
+    elif image.mode == 'I' and low >= 0 and high <= 65535:
+        low, high = 0, 65535
+    # NOTE: Anything else is stretched over its own range.
+    scale = 255 / (high - low) if high > low else 0
+    return image.point(lambda value: (value - low) * scale).convert('L')
+
+
+def encode_jpeg(image: PIL.Image.Image, quality: int) -> bytes:
+    """Encode as a JPEG with no metadata: no EXIF, XMP, ICC or comment."""
+    image.info = {}
+    width, height = image.size
     output = io.BytesIO()
-    image.save(output, 'JPEG')
+    image.save(
+        output,
+        'JPEG',
+        quality=quality,
+        optimize=True,
+        progressive=width * height >= _SMALL_JPEG,
+    )
     return output.getvalue()
+
+
+def _apply_profile(image, icc_profile):
+    try:
+        profile = PIL.ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        return PIL.ImageCms.profileToProfile(
+            image,
+            profile,
+            _SRGB,
+            outputMode='RGBA' if image.mode == 'RGBA' else 'RGB',
+        )
+    except (PIL.ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        # NOTE: A broken profile, or one for another colour space: what
+        #   browsers do too is to treat the pixels as sRGB.
+        return image
+
+
+def _decode(image, step):
+    # NOTE: Pillow's decoders raise OSError, ValueError, SyntaxError,
+    #   EOFError, struct.error, IndexError and more on hostile input.
+    try:
+        return step()
+    except (
+        PIL.Image.DecompressionBombError,
+        PIL.Image.DecompressionBombWarning,
+        MemoryError,
+    ) as ex:
+        raise _too_many_pixels(None) from ex
+    except Exception as ex:
+        raise _corrupt(image.format, ex) from ex
+
+
+def _too_many_pixels(max_pixels, size=None):
+    limit = f'the limit is {max_pixels:,} pixels' if max_pixels else 'it is too large'
+    if size:
+        width, height = size
+        found = f'{width}x{height} = {width * height:,} pixels'
+        return errors.TooManyPixels(f'The image is {found}; {limit}.')
+    return errors.TooManyPixels(f'The image has too many pixels to decode; {limit}.')
+
+
+def _corrupt(image_format, ex):
+    kind = f'{image_format} image' if image_format else 'image'
+    reason = str(ex)[:200] or type(ex).__name__
+    return errors.CorruptImage(
+        f'The {kind} could not be decoded; it may be truncated or corrupt ({reason}).'
+    )

@@ -1,5 +1,6 @@
 import asyncio
 import datetime
+import errno
 import os
 import pathlib
 import uuid
@@ -7,16 +8,19 @@ import uuid
 import aiofiles
 import falcon
 
+from . import errors
 from . import imaging
+from .workers import ImageWorkers
 
 
 class Image:
-    def __init__(self, config, image_id, size, modified=None):
+    def __init__(self, config, image_id, size, modified=None, frames=1):
         self._config = config
 
         self.image_id = image_id
         self.size = size
         self.modified = modified or datetime.datetime.now(datetime.UTC)
+        self.frames = frames
 
     @property
     def path(self):
@@ -35,6 +39,7 @@ class Image:
             'modified': falcon.dt_to_http(self.modified),
             'size': self.size,
             'thumbnails': self.thumbnails(),
+            'frames': self.frames,
         }
 
     def thumbnail_uri(self, width, height):
@@ -57,9 +62,11 @@ def reductions(size, min_size):
 
 
 class Store:
-    def __init__(self, config):
+    def __init__(self, config, workers=None):
         self._config = config
         self._images = {}
+
+        self.workers = workers or ImageWorkers(config.image_workers, config.image_queue)
 
     def get(self, image_id):
         return self._images.get(image_id)
@@ -71,20 +78,51 @@ class Store:
         async with aiofiles.open(image.path, 'rb') as img_file:
             data = await img_file.read()
 
-        return await _run(imaging.make_thumbnail, data, size)
+        return await self.workers.run(
+            imaging.make_thumbnail, data, size, self._config.jpeg_quality
+        )
 
     async def save(self, image_id, data):
-        converted, size = await _run(imaging.convert_to_jpeg, data)
+        policy = imaging.Policy(
+            max_pixels=self._config.max_pixels,
+            background=self._config.background,
+            quality=self._config.jpeg_quality,
+        )
+        converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
 
-        stored = Image(self._config, image_id, size)
-        await _run(write_atomically, stored.path, converted)
+        stored = Image(self._config, image_id, converted.size, frames=converted.frames)
+        await _write(stored.path, converted.data)
         self._images[image_id] = stored
         return stored
 
 
-async def _run(func, *args):
+async def _write(path, data):
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, func, *args)
+    future = loop.run_in_executor(None, write_atomically, path, data)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        # NOTE: The writing thread cannot be stopped; once it is done, take
+        #   back what it wrote, for nobody will be told the image exists.
+        future.add_done_callback(lambda _: loop.run_in_executor(None, _remove, path))
+        raise
+    except OSError as ex:
+        raise _storage_error(ex) from ex
+
+
+def _remove(path):
+    path.unlink(missing_ok=True)
+
+
+def _storage_error(ex):
+    reason = os.strerror(ex.errno) if ex.errno else type(ex).__name__
+    if ex.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return errors.StorageFull(
+            f'The image could not be stored ({reason}). Try again later.'
+        )
+    return errors.StorageUnavailable(
+        f'The image could not be stored ({reason}). Try again later.'
+    )
 
 
 def write_atomically(path: pathlib.Path, data: bytes) -> None:

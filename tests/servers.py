@@ -1,10 +1,13 @@
 """Real servers that the test suite starts on a free port and stops itself."""
 
+import http.client
 import os
+import pathlib
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -17,11 +20,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def require_binary(name):
+def require_binary(name, package=None):
     """Return the binary's path; skip without it, except under CI, where fail."""
     path = shutil.which(name)
     if path is None:
-        message = f'{name} is not installed (apt-get install redis-server)'
+        message = f'{name} is not installed (apt-get install {package or name})'
         if os.environ.get('CI'):
             pytest.fail(f'{message}; under CI a missing server is a failure')
         pytest.skip(message)
@@ -94,3 +97,84 @@ class RedisServer:
     def flush(self):
         with self.client() as client:
             client.flushall()
+
+
+class Service:
+    """``uvicorn asgilook.asgi:app`` in a subprocess, configured by environment."""
+
+    ROOT = pathlib.Path(__file__).parent.parent
+
+    def __init__(self, storage_path, **environ):
+        self.port = free_port()
+        self.storage_path = storage_path
+        self.environ = {
+            'ASGI_LOOK_STORAGE_PATH': str(storage_path),
+            # NOTE: Nothing listens there: the service runs uncached.
+            'ASGI_LOOK_REDIS_URL': f'redis://127.0.0.1:{free_port()}',
+            **environ,
+        }
+        self.process = None
+        self.output = ''
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=str(self.ROOT), **self.environ)
+        self.process = subprocess.Popen(
+            [
+                sys.executable, '-m', 'uvicorn', 'asgilook.asgi:app',
+                '--port', str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for(self._answers, what='uvicorn to answer')
+        return self
+
+    def stop(self):
+        self.process.terminate()
+        self.output = self.process.communicate(timeout=10)[0].decode()
+        return self.process.returncode
+
+    def _answers(self):
+        try:
+            return self.request('GET', '/images')[0] == 200
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None):
+        """One request over a fresh connection: status, headers, body."""
+        connection = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def connect(self):
+        """A raw socket to the service, for what http.client will not send."""
+        return socket.create_connection(('127.0.0.1', self.port), timeout=10)
+
+
+def read_response(sock):
+    """Read one HTTP/1.1 response with a Content-Length from a raw socket."""
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b'\r\n\r\n')
+    lines = head.decode('latin-1').split('\r\n')
+    status = int(lines[0].split()[1])
+    headers = {
+        name.lower(): value.strip()
+        for name, _, value in (line.partition(':') for line in lines[1:])
+    }
+    length = int(headers.get('content-length', 0))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body

@@ -1,3 +1,4 @@
+import os
 import pathlib
 
 import pytest
@@ -18,6 +19,13 @@ def test_defaults(tmp_path, monkeypatch):
     assert config.redis_retry_interval == 1.0
     assert config.redis_timeout == 0.5
     assert str(config.uuid_generator()) != str(config.uuid_generator())
+    assert config.max_upload_bytes == 32 * 1024 * 1024
+    assert config.max_pixels == 50_000_000
+    assert config.upload_timeout == 30
+    assert config.jpeg_quality == 85
+    assert config.background == (255, 255, 255)
+    assert config.image_workers == (os.cpu_count() or 1)
+    assert config.image_queue == 4 * config.image_workers
 
 
 def test_tutorial_class_attributes():
@@ -35,6 +43,13 @@ def test_environment_overrides(tmp_path):
             'ASGI_LOOK_REDIS_URL': 'redis://cache.example:6380/2',
             'ASGI_LOOK_REDIS_RETRY_INTERVAL': '2.5',
             'ASGI_LOOK_REDIS_TIMEOUT': '0.1',
+            'ASGI_LOOK_MAX_UPLOAD_BYTES': '1048576',
+            'ASGI_LOOK_MAX_PIXELS': '1000000',
+            'ASGI_LOOK_UPLOAD_TIMEOUT': '5',
+            'ASGI_LOOK_JPEG_QUALITY': '95',
+            'ASGI_LOOK_BACKGROUND': '#102030',
+            'ASGI_LOOK_IMAGE_WORKERS': '3',
+            'ASGI_LOOK_IMAGE_QUEUE': '0',
         }
     )
 
@@ -44,6 +59,13 @@ def test_environment_overrides(tmp_path):
     assert config.redis_host == 'redis://cache.example:6380/2'
     assert config.redis_retry_interval == 2.5
     assert config.redis_timeout == 0.1
+    assert config.max_upload_bytes == 1048576
+    assert config.max_pixels == 1000000
+    assert config.upload_timeout == 5
+    assert config.jpeg_quality == 95
+    assert config.background == (0x10, 0x20, 0x30)
+    assert config.image_workers == 3
+    assert config.image_queue == 0
 
 
 def test_reads_os_environ_by_default(tmp_path, monkeypatch):
@@ -65,9 +87,17 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_REDIS_TIMEOUT', 'nan'),
         ('ASGI_LOOK_REDIS_TIMEOUT', 'inf'),
         ('ASGI_LOOK_REDIS_RETRY_INTERVAL', ''),
+        ('ASGI_LOOK_MAX_UPLOAD_BYTES', '32M'),
+        ('ASGI_LOOK_MAX_PIXELS', '0'),
+        ('ASGI_LOOK_UPLOAD_TIMEOUT', '-1'),
+        ('ASGI_LOOK_JPEG_QUALITY', '100'),
+        ('ASGI_LOOK_JPEG_QUALITY', '0'),
+        ('ASGI_LOOK_BACKGROUND', 'not-a-colour'),
+        ('ASGI_LOOK_IMAGE_WORKERS', '0'),
+        ('ASGI_LOOK_IMAGE_QUEUE', '-1'),
     ],
 )
 def test_bad_numbers_fail_at_startup(tmp_path, name, value):
     environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), name: value}
-    with pytest.raises(ValueError, match=f'{name} must be a positive'):
+    with pytest.raises(ValueError, match=f'{name} must be '):
         Config(environ=environ)

@@ -1,9 +1,6 @@
 """The tutorial's httpie session, over real HTTP, against uvicorn and Redis."""
 
-import http.client
 import json
-import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -11,58 +8,23 @@ import sys
 import pytest
 
 from .helpers import decode
-from .servers import free_port
-from .servers import wait_for
-
-ROOT = pathlib.Path(__file__).parent.parent
-
-
-def _answers(port):
-    try:
-        return _request(port, 'GET', '/images')[0] == 200
-    except OSError:
-        return False
-
-
-def _request(port, method, path, body=None):
-    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
-    try:
-        connection.request(method, path, body=body)
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
+from .servers import require_binary
+from .servers import Service
 
 
 @pytest.fixture
 def service(tmp_path, real_redis):
-    port = free_port()
-    env = dict(
-        os.environ,
-        ASGI_LOOK_STORAGE_PATH=str(tmp_path / 'images'),
-        ASGI_LOOK_REDIS_URL=real_redis.url,
-        PYTHONPATH=str(ROOT),
-    )
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'uvicorn', 'asgilook.asgi:app', '--port', str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: _answers(port), what='uvicorn to answer')
-        yield port, tmp_path / 'images'
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=10)[0].decode()
+    service = Service(tmp_path / 'images', ASGI_LOOK_REDIS_URL=real_redis.url)
+    service.start()
+    yield service
+    returncode = service.stop()
     # NOTE: Recent uvicorn re-raises SIGTERM once it has shut down cleanly.
-    assert process.returncode in (0, -signal.SIGTERM), output
-    assert 'Traceback' not in output, output
-    assert 'Application shutdown complete' in output, output
+    assert returncode in (0, -signal.SIGTERM), service.output
+    assert 'Traceback' not in service.output, service.output
+    assert 'Application shutdown complete' in service.output, service.output
 
 
 def test_httpie_session(service, tmp_path, png_image):
-    port, storage = service
     upload = tmp_path / 'test.png'
     upload.write_bytes(png_image)
 
@@ -70,7 +32,7 @@ def test_httpie_session(service, tmp_path, png_image):
     result = subprocess.run(
         [
             sys.executable, '-m', 'httpie', '--ignore-stdin', '--check-status',
-            '--print=hb', 'POST', f'127.0.0.1:{port}/images', f'@{upload}',
+            '--print=hb', 'POST', f'127.0.0.1:{service.port}/images', f'@{upload}',
         ],
         capture_output=True,
         check=True,
@@ -88,20 +50,20 @@ def test_httpie_session(service, tmp_path, png_image):
         f'/thumbnails/{image_id}/160x90.jpeg',
     ]
 
-    status, headers, original = _request(port, 'GET', created['image'])
+    status, headers, original = service.request('GET', created['image'])
     assert status == 200
     assert headers['content-type'] == 'image/jpeg'
-    assert original == (storage / image_id).read_bytes()
+    assert original == (service.storage_path / image_id).read_bytes()
     assert decode(original).size == (640, 360)
-    assert _request(port, 'GET', created['image'])[2] == original
+    assert service.request('GET', created['image'])[2] == original
 
-    status, headers, listing = _request(port, 'GET', '/images')
+    status, headers, listing = service.request('GET', '/images')
     assert status == 200
     assert json.loads(listing) == [created]
 
     for uri, size in zip(created['thumbnails'], [(320, 180), (160, 90)], strict=True):
-        miss = _request(port, 'GET', uri)
-        hit = _request(port, 'GET', uri)
+        miss = service.request('GET', uri)
+        hit = service.request('GET', uri)
         assert (miss[0], hit[0]) == (200, 200)
         assert miss[1]['x-asgilook-cache'] == 'Miss'
         assert hit[1]['x-asgilook-cache'] == 'Hit'
@@ -109,6 +71,34 @@ def test_httpie_session(service, tmp_path, png_image):
         assert hit[1]['content-length'] == str(len(miss[2]))
         assert decode(hit[2]).size == size
 
-        status, headers, body = _request(port, 'HEAD', uri)
+        status, headers, body = service.request('HEAD', uri)
         assert (status, body) == (200, b'')
         assert headers['content-length'] == str(len(miss[2]))
+
+
+def test_curl_and_httpie_forms(service, tmp_path, png_image):
+    upload = tmp_path / 'photo.gif'
+    upload.write_bytes(png_image)
+
+    result = subprocess.run(
+        [
+            require_binary('curl'), '--silent', '--show-error', '--fail',
+            '-F', f'image=@{upload}', f'http://127.0.0.1:{service.port}/images',
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    )  # fmt: skip
+    assert json.loads(result.stdout)['size'] == [640, 360]
+
+    result = subprocess.run(
+        [
+            sys.executable, '-m', 'httpie', '--ignore-stdin', '--check-status',
+            '--print=b', '-f', 'POST', f'127.0.0.1:{service.port}/images',
+            f'image@{upload}',
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    )  # fmt: skip
+    assert json.loads(result.stdout)['size'] == [640, 360]

@@ -69,6 +69,7 @@ def test_upload_response_is_the_tutorials_json(client, png_image):
             f'/thumbnails/{FIRST_ID}/320x180.jpeg',
             f'/thumbnails/{FIRST_ID}/160x90.jpeg',
         ],
+        'frames': 1,
     }
     modified = email.utils.parsedate_to_datetime(resp.json['modified'])
     assert resp.json['modified'].endswith(' GMT')

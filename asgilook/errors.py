@@ -1,0 +1,99 @@
+"""What can go wrong, as domain errors, and the one place they become HTTP.
+
+Exception tree::
+
+    AsgilookError
+    ├── UploadError              the client sent something we will not store
+    │   ├── EmptyUpload          400
+    │   ├── MalformedForm        400
+    │   ├── ClientDisconnected   400 (nobody is left to read it)
+    │   ├── UploadTimeout        408
+    │   ├── UploadTooLarge       413
+    │   ├── UnsupportedImage     415
+    │   ├── TooManyPixels        422
+    │   └── CorruptImage         400
+    ├── StorageFull              507
+    ├── StorageUnavailable       503
+    └── Overloaded               503 with Retry-After
+"""
+
+import falcon
+
+
+class AsgilookError(Exception):
+    """Base of every error asgilook answers with a 4xx or 5xx of its own."""
+
+    status = falcon.HTTP_500
+    title = 'Internal Server Error'
+    headers: dict[str, str] = {}
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class UploadError(AsgilookError):
+    status = falcon.HTTP_400
+    title = 'Bad upload'
+
+
+class EmptyUpload(UploadError):
+    title = 'Empty upload'
+
+
+class MalformedForm(UploadError):
+    title = 'Malformed form'
+
+
+class ClientDisconnected(UploadError):
+    title = 'Incomplete upload'
+
+
+class UploadTimeout(UploadError):
+    status = falcon.HTTP_408
+    title = 'Upload too slow'
+
+
+class UploadTooLarge(UploadError):
+    status = falcon.HTTP_413
+    title = 'Upload too large'
+
+
+class UnsupportedImage(UploadError):
+    status = falcon.HTTP_415
+    title = 'Unsupported image format'
+
+
+class TooManyPixels(UploadError):
+    status = falcon.HTTP_422
+    title = 'Image too large'
+
+
+class CorruptImage(UploadError):
+    title = 'Unreadable image'
+
+
+class StorageFull(AsgilookError):
+    status = falcon.HTTP_507
+    title = 'Insufficient storage'
+
+
+class StorageUnavailable(AsgilookError):
+    status = falcon.HTTP_503
+    title = 'Storage unavailable'
+
+
+class Overloaded(AsgilookError):
+    status = falcon.HTTP_503
+    title = 'Service busy'
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.headers = {'Retry-After': str(retry_after)}
+
+
+async def handle(req, resp, ex: AsgilookError, params) -> None:
+    """Render a domain error as Falcon's standard JSON error."""
+    raise falcon.HTTPError(
+        ex.status, title=ex.title, description=ex.description, headers=ex.headers
+    ) from ex

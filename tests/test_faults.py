@@ -1,0 +1,128 @@
+"""Storage faults and cancellation: an error answer, and nothing left behind."""
+
+import asyncio
+import os
+import subprocess
+
+import falcon
+import pytest
+
+from asgilook import errors
+from asgilook.store import Store
+from asgilook.workers import ImageWorkers
+
+from . import corpus
+
+
+def _mount_tmpfs(path, options):
+    path.mkdir(exist_ok=True)
+    result = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(path)],
+        capture_output=True,
+    )
+    if result.returncode:
+        message = f'cannot mount a tmpfs here: {result.stderr.decode().strip()}'
+        if os.environ.get('CI'):
+            pytest.fail(f'{message}; under CI this test must run (as root)')
+        pytest.skip(message)
+
+
+@pytest.fixture
+def small_disk(tmp_path, config):
+    """A real 64 KiB file system as the storage dir."""
+    path = tmp_path / 'small'
+    _mount_tmpfs(path, 'size=64k')
+    config.storage_path = path
+    yield path
+    subprocess.run(['umount', str(path)], check=True)
+
+
+def test_disk_full_is_507(client, small_disk):
+    # NOTE: Noise compresses badly: its JPEG cannot fit in 64 KiB.
+    body = corpus.encode(corpus.noise((800, 600)), 'PNG')
+    resp = client.simulate_post('/images', body=body)
+
+    assert resp.status_code == 507
+    assert resp.json == {
+        'title': 'Insufficient storage',
+        'description': (
+            'The image could not be stored (No space left on device). Try again later.'
+        ),
+    }
+    assert os.listdir(small_disk) == []
+    assert client.simulate_get('/images').json == []
+
+
+def test_small_images_still_fit(client, small_disk, png_image):
+    assert client.simulate_post('/images', body=png_image).status_code == 201
+
+
+def test_read_only_storage_is_503(client, small_disk, png_image):
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_disk)], check=True)
+
+    resp = client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 503
+    assert resp.json['title'] == 'Storage unavailable'
+    assert 'Read-only file system' in resp.json['description']
+    assert os.listdir(small_disk) == []
+    assert client.simulate_get('/images').json == []
+
+
+def test_vanished_storage_dir_is_503(client, config, tmp_path, png_image):
+    config.storage_path = tmp_path / 'gone'
+
+    resp = client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 503
+    assert 'No such file or directory' in resp.json['description']
+    assert client.simulate_get('/images').json == []
+
+
+class SignallingWorkers(ImageWorkers):
+    """Image workers that say when a conversion has finished."""
+
+    def __init__(self):
+        super().__init__(max_workers=1, max_queue=0)
+        self.converted = asyncio.Event()
+
+    async def run(self, func, *args):
+        result = await super().run(func, *args)
+        self.converted.set()
+        return result
+
+
+def test_cancelled_upload_leaves_no_file(config, storage_path, png_image):
+    async def cancel_while_writing():
+        workers = SignallingWorkers()
+        store = Store(config, workers)
+        task = asyncio.create_task(store.save('cancelled', png_image))
+        # NOTE: Once converted, the save goes straight on to write the file.
+        await workers.converted.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):
+            if not os.listdir(storage_path):
+                break
+            await asyncio.sleep(0.01)
+        return store
+
+    store = falcon.async_to_sync(cancel_while_writing)
+    assert os.listdir(storage_path) == []
+    assert store.get('cancelled') is None
+    assert store.list_images() == []
+
+
+def test_workers_admit_a_bounded_number_of_jobs():
+    async def fill():
+        workers = ImageWorkers(max_workers=2, max_queue=1)
+        async with workers.slot(), workers.slot(), workers.slot():
+            assert workers.admitted == 3
+            with pytest.raises(errors.Overloaded) as raised:
+                async with workers.slot():
+                    pass
+        assert workers.admitted == 0
+        return raised.value
+
+    overloaded = falcon.async_to_sync(fill)
+    assert overloaded.headers == {'Retry-After': '1'}
+    assert '3 images are being processed' in overloaded.description
