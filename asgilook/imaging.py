@@ -105,7 +105,8 @@ def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):
         flat = PIL.Image.new('RGBA', image.size, (*background, 255))
         flat.alpha_composite(image.convert('RGBA'))
         image = flat
-    return image.convert('RGB')
+    # NOTE: No copy when there is nothing to convert: images can be large.
+    return image if image.mode == 'RGB' else image.convert('RGB')
 
 
 def to_8_bit(image: PIL.Image.Image) -> PIL.Image.Image:

@@ -91,23 +91,21 @@ class Store:
         converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
 
         stored = Image(self._config, image_id, converted.size, frames=converted.frames)
-        await _write(stored.path, converted.data)
+        await self._write(stored.path, converted.data)
         self._images[image_id] = stored
         return stored
 
-
-async def _write(path, data):
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, write_atomically, path, data)
-    try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        # NOTE: The writing thread cannot be stopped; once it is done, take
-        #   back what it wrote, for nobody will be told the image exists.
-        future.add_done_callback(lambda _: loop.run_in_executor(None, _remove, path))
-        raise
-    except OSError as ex:
-        raise _storage_error(ex) from ex
+    async def _write(self, path, data):
+        job = self.workers.submit(write_atomically, path, data)
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # NOTE: The writing thread cannot be stopped; once it is done, take
+            #   back what it wrote, for nobody will be told the image exists.
+            job.add_done_callback(lambda _: self.workers.submit(_remove, path))
+            raise
+        except OSError as ex:
+            raise _storage_error(ex) from ex
 
 
 def _remove(path):

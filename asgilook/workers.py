@@ -49,5 +49,9 @@ class ImageWorkers:
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` on the pool's threads."""
+        return await self.submit(func, *args)
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Queue ``func(*args)`` on the pool's threads; jobs start in order."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, func, *args)
+        return loop.run_in_executor(self._executor, func, *args)
