@@ -10,8 +10,8 @@ from .store import Store
 
 def create_app(config=None):
     config = config or Config()
-    cache = RedisCache(config)
     store = Store(config)
+    cache = RedisCache(config, validator=store.is_current)
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 
@@ -20,7 +20,7 @@ def create_app(config=None):
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
     app.add_route(
-        '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
+        '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.{ext}', thumbnails
     )
 
     return app

@@ -23,6 +23,7 @@ class Config:
     DEFAULT_BACKGROUND = 'white'
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
     DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
+    DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
 
     def __init__(self, environ=None):
         # NOTE: Tests pass their own mapping so they never touch os.environ.
@@ -62,6 +63,9 @@ class Config:
         )
         self.image_queue = env.integer(
             'ASGI_LOOK_IMAGE_QUEUE', self.DEFAULT_IMAGE_QUEUE, low=0
+        )
+        self.cache_max_entry_bytes = env.integer(
+            'ASGI_LOOK_CACHE_MAX_ENTRY_BYTES', self.DEFAULT_CACHE_MAX_ENTRY_BYTES
         )
 
 

@@ -2,7 +2,15 @@ import aiofiles
 import aiofiles.os
 import falcon
 
+from . import conditional
+from . import imaging
+from . import ranges
 from . import uploads
+from .store import LISTING_KEY
+
+# NOTE: An image's URL never changes meaning: a new upload gets a new id.
+IMMUTABLE = 'public, max-age=31536000, immutable'
+_CHUNK = 64 * 1024
 
 
 class Images:
@@ -12,16 +20,32 @@ class Images:
 
     async def on_get(self, req, resp):
         resp.media = [image.serialize() for image in self._store.list_images()]
+        resp.cache_control = ['no-cache']
+        _purge_key(resp, LISTING_KEY)
+        _validate(req, resp, self._store.listing_etag(), None)
 
     on_head = on_get
 
     async def on_get_image(self, req, resp, image_id):
-        image = await self._describe(resp, image_id)
-        resp.stream = await aiofiles.open(image.path, 'rb')
+        described = await self._describe(req, resp, image_id)
+        if described is None:
+            return
+
+        image, byte_range = described
+        if byte_range is None:
+            resp.stream = await aiofiles.open(image.path, 'rb')
+        else:
+            first, last = byte_range
+            resp.stream = _read(image.path, first, last - first + 1)
 
     async def on_head_image(self, req, resp, image_id):
         # NOTE: No stream here: Falcon would never read or close it on HEAD.
-        await self._describe(resp, image_id)
+        await self._describe(req, resp, image_id)
+
+    async def on_delete_image(self, req, resp, image_id):
+        if not await self._store.delete(str(image_id)):
+            raise falcon.HTTPNotFound
+        resp.status = falcon.HTTP_204
 
     async def on_post(self, req, resp):
         # NOTE: The slot is taken before the body is read, so that a crowd of
@@ -37,38 +61,107 @@ class Images:
         resp.media = image.serialize()
         resp.status = falcon.HTTP_201
 
-    async def _describe(self, resp, image_id):
+    async def _describe(self, req, resp, image_id):
+        """Set the headers of an original; 206, 304, 412 or 416 as asked.
+
+        Returns the image and the byte range to send (None: all of it), or
+        None when there is nothing to send.
+        """
         # NOTE: image_id: UUID is converted back to a string identifier.
         image = self._store.get(str(image_id))
         if not image:
             raise falcon.HTTPNotFound
 
-        stat = await aiofiles.os.stat(image.path)
-        resp.content_length = stat.st_size
-        resp.content_type = falcon.MEDIA_JPEG
+        size = (await aiofiles.os.stat(image.path)).st_size
+        _describe_image(resp, image, image.etag, falcon.MEDIA_JPEG)
+        resp.accept_ranges = 'bytes'
         # NOTE: Originals are streamed from disk and never copied into Redis.
         resp.context.cacheable = False
-        return image
+        if not _validate(req, resp, image.etag, image.modified):
+            return None
+
+        byte_range = None
+        if conditional.range_applies(
+            req.get_header('If-Range'), image.etag, image.modified
+        ):
+            try:
+                byte_range = ranges.requested_range(req.get_header('Range'), size)
+            except ranges.Unsatisfiable:
+                raise falcon.HTTPRangeNotSatisfiable(size) from None
+
+        resp.content_length = size
+        if byte_range is not None:
+            first, last = byte_range
+            resp.status = falcon.HTTP_206
+            resp.content_range = (first, last, size)
+            resp.content_length = last - first + 1
+        return image, byte_range
 
 
 class Thumbnails:
     def __init__(self, store):
         self._store = store
 
-    async def on_get(self, req, resp, image_id, width, height):
+    async def on_get(self, req, resp, image_id, width, height, ext='jpeg'):
         image = self._store.get(str(image_id))
-        if not image:
+        if not image or ext not in imaging.THUMBNAIL_FORMATS:
             raise falcon.HTTPNotFound
 
         # NOTE: Only listed sizes are rendered, or anyone could make us scale
         #   to arbitrary sizes. The UUID may arrive upper-case; the sizes must
         #   be spelt exactly as listed (no leading zeros).
-        uri = image.thumbnail_uri(width, height)
-        if uri not in image.thumbnails() or not req.path.lower().endswith(uri):
+        size = (width, height)
+        uri = image.thumbnail_uri(width, height, ext)
+        if size not in image.derived_sizes(ext) or not req.path.lower().endswith(uri):
             raise falcon.HTTPNotFound
 
-        resp.content_type = falcon.MEDIA_JPEG
-        async with self._store.workers.slot():
-            resp.data = await self._store.make_thumbnail(image, (width, height))
+        etag = image.thumbnail_etag(size, ext)
+        _describe_image(resp, image, etag, imaging.MEDIA_TYPES[ext])
+        if _validate(req, resp, etag, image.modified):
+            resp.data = await self._store.make_thumbnail(image, size, ext)
 
     on_head = on_get
+
+
+def _describe_image(resp, image, etag, media_type):
+    resp.content_type = media_type
+    resp.etag = etag
+    resp.last_modified = image.modified
+    resp.cache_control = [IMMUTABLE]
+    resp.set_header('X-Content-Type-Options', 'nosniff')
+    _purge_key(resp, image.image_id)
+
+
+def _purge_key(resp, key):
+    # NOTE: What CDNs purge by: Fastly reads Surrogate-Key, Cloudflare Cache-Tag.
+    resp.set_header('Surrogate-Key', key)
+    resp.set_header('Cache-Tag', key)
+
+
+def _validate(req, resp, etag, last_modified):
+    """Answer 304 or 412 where preconditions say so; True to go on as usual."""
+    resp.etag = etag
+    headers = {name: req.get_header(name) for name in conditional.PRECONDITIONS}
+    outcome = conditional.evaluate(req.method, headers, etag, last_modified)
+    if outcome == conditional.NOT_MODIFIED:
+        resp.status = falcon.HTTP_304
+        resp.media = resp.data = None
+        resp.content_length = None
+        return False
+    if outcome == conditional.PRECONDITION_FAILED:
+        raise falcon.HTTPPreconditionFailed(
+            description='The image does not match the If-Match or '
+            'If-Unmodified-Since condition of the request.'
+        )
+    return True
+
+
+async def _read(path, start, length):
+    async with aiofiles.open(path, 'rb') as image_file:
+        await image_file.seek(start)
+        while length > 0:
+            chunk = await image_file.read(min(_CHUNK, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk

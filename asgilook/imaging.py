@@ -1,6 +1,8 @@
 """Pillow work as plain functions: bytes in, bytes out, no I/O and no asyncio."""
 
+import base64
 import dataclasses
+import hashlib
 import io
 
 import PIL.features
@@ -20,9 +22,19 @@ _DECODERS = ('JPEG', 'PNG', 'GIF', 'WEBP', 'BMP', 'TIFF') + tuple(
 )
 ACCEPTED_FORMATS = (*_DECODERS[:6], 'MPO', *_DECODERS[6:])
 
+# NOTE: What thumbnails can be encoded as, by file extension.
+THUMBNAIL_FORMATS = {
+    'jpeg': 'JPEG',
+    'webp': 'WEBP',
+    **({'avif': 'AVIF'} if PIL.features.check('avif') else {}),
+}
+MEDIA_TYPES = {'jpeg': 'image/jpeg', 'webp': 'image/webp', 'avif': 'image/avif'}
+_QUALITY = {'WEBP': 80, 'AVIF': 60}
+
 _ALPHA_MODES = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
 _SRGB = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile('sRGB'))
 _SMALL_JPEG = 256 * 256
+_PLACEHOLDER_SIZE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +48,14 @@ class Policy:
 
 @dataclasses.dataclass(frozen=True)
 class Converted:
-    """An upload made into the JPEG we store."""
+    """An upload made into the JPEG we store, and what describes it."""
 
     data: bytes
     size: tuple[int, int]
     frames: int
+    digest: str
+    color: str
+    placeholder: str
 
 
 def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
@@ -52,16 +67,48 @@ def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
     with open_image(data, policy.max_pixels) as image:
         frames = _decode(image, lambda: getattr(image, 'n_frames', 1))
         rgb = _decode(image, lambda: to_srgb(image, policy.background))
-    return Converted(encode_jpeg(rgb, policy.quality), rgb.size, frames)
+    jpeg = encode(rgb, 'JPEG', policy.quality)
+    # NOTE: Both are read off a 16-pixel copy: the full image can be huge.
+    tiny = _tiny(rgb)
+    return Converted(
+        data=jpeg,
+        size=rgb.size,
+        frames=frames,
+        digest=hashlib.sha256(jpeg).hexdigest()[:32],
+        color=dominant_color(tiny),
+        placeholder=placeholder(tiny),
+    )
 
 
-def make_thumbnail(data: bytes, size: tuple[int, int], quality: int = 85) -> bytes:
-    """Scale a stored JPEG to exactly ``size`` and encode it as JPEG."""
+def make_thumbnail(
+    data: bytes, size: tuple[int, int], quality: int = 85, ext: str = 'jpeg'
+) -> bytes:
+    """Scale a stored JPEG to exactly ``size``, in the format of ``ext``."""
     with PIL.Image.open(io.BytesIO(data), formats=['JPEG']) as image:
         # NOTE: Let the JPEG decoder skip detail we are about to throw away.
         image.draft('RGB', size)
         resized = image.convert('RGB').resize(size, PIL.Image.Resampling.LANCZOS)
-    return encode_jpeg(resized, quality)
+    fmt = THUMBNAIL_FORMATS[ext]
+    return encode(resized, fmt, quality if fmt == 'JPEG' else _QUALITY[fmt])
+
+
+def dominant_color(image: PIL.Image.Image) -> str:
+    """The image's average colour, as ``#rrggbb``."""
+    red, green, blue = image.resize((1, 1), PIL.Image.Resampling.BOX).getpixel((0, 0))
+    return f'#{red:02x}{green:02x}{blue:02x}'
+
+
+def placeholder(image: PIL.Image.Image) -> str:
+    """A tiny stand-in for the image, as a data URI of a few hundred bytes."""
+    data = encode(_tiny(image), 'JPEG', 40)
+    return 'data:image/jpeg;base64,' + base64.b64encode(data).decode()
+
+
+def _tiny(image):
+    width, height = image.size
+    scale = _PLACEHOLDER_SIZE / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, PIL.Image.Resampling.BOX)
 
 
 def open_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
@@ -128,18 +175,21 @@ def to_8_bit(image: PIL.Image.Image) -> PIL.Image.Image:
     return image.point(lambda value: (value - low) * scale).convert('L')
 
 
-def encode_jpeg(image: PIL.Image.Image, quality: int) -> bytes:
-    """Encode as a JPEG with no metadata: no EXIF, XMP, ICC or comment."""
+def encode(image: PIL.Image.Image, fmt: str, quality: int) -> bytes:
+    """Encode with no metadata: no EXIF, XMP, ICC profile or comment."""
     image.info = {}
-    width, height = image.size
     output = io.BytesIO()
-    image.save(
-        output,
-        'JPEG',
-        quality=quality,
-        optimize=True,
-        progressive=width * height >= _SMALL_JPEG,
-    )
+    if fmt == 'JPEG':
+        width, height = image.size
+        image.save(
+            output,
+            fmt,
+            quality=quality,
+            optimize=True,
+            progressive=width * height >= _SMALL_JPEG,
+        )
+    else:
+        image.save(output, fmt, quality=quality)
     return output.getvalue()
 
 

@@ -1,12 +1,14 @@
 import asyncio
 import datetime
 import errno
+import hashlib
 import os
 import pathlib
 import uuid
 
 import aiofiles
 import falcon
+import PIL
 
 from . import errors
 from . import imaging
@@ -14,13 +16,28 @@ from .workers import ImageWorkers
 
 
 class Image:
-    def __init__(self, config, image_id, size, modified=None, frames=1):
+    def __init__(
+        self,
+        config,
+        image_id,
+        size,
+        modified=None,
+        frames=1,
+        digest=None,
+        color=None,
+        placeholder=None,
+    ):
         self._config = config
 
         self.image_id = image_id
         self.size = size
         self.modified = modified or datetime.datetime.now(datetime.UTC)
         self.frames = frames
+        # NOTE: A hash of the stored JPEG: the strong ETag of the original, and
+        #   the root of every derived image's.
+        self.digest = digest or hashlib.sha256(image_id.encode()).hexdigest()[:32]
+        self.color = color
+        self.placeholder = placeholder
 
     @property
     def path(self):
@@ -32,7 +49,12 @@ class Image:
     def uri(self):
         return f'/images/{self.image_id}.jpeg'
 
+    @property
+    def etag(self):
+        return f'"{self.digest}"'
+
     def serialize(self):
+        width, height = self.size
         return {
             'id': self.image_id,
             'image': self.uri,
@@ -40,16 +62,51 @@ class Image:
             'size': self.size,
             'thumbnails': self.thumbnails(),
             'frames': self.frames,
+            'width': width,
+            'height': height,
+            'srcset': {ext: self.srcset(ext) for ext in imaging.THUMBNAIL_FORMATS},
+            'color': self.color,
+            'placeholder': self.placeholder,
         }
 
-    def thumbnail_uri(self, width, height):
-        return f'/thumbnails/{self.image_id}/{width}x{height}.jpeg'
+    def thumbnail_uri(self, width, height, ext='jpeg'):
+        return f'/thumbnails/{self.image_id}/{width}x{height}.{ext}'
 
     def thumbnails(self):
         return [
             self.thumbnail_uri(width, height)
             for width, height in reductions(self.size, self._config.min_thumb_size)
         ]
+
+    def derived_sizes(self, ext):
+        """The sizes served under /thumbnails in format ``ext``.
+
+        JPEG lists the reductions only (the original is the full-size JPEG);
+        other formats start with the full size.
+        """
+        sizes = list(reductions(self.size, self._config.min_thumb_size))
+        return sizes if ext == 'jpeg' else [tuple(self.size), *sizes]
+
+    def srcset(self, ext):
+        """An ``srcset`` attribute value with ``w`` descriptors, largest first."""
+        candidates = [
+            (self.thumbnail_uri(width, height, ext), width)
+            for width, height in self.derived_sizes(ext)
+        ]
+        if ext == 'jpeg':
+            candidates.insert(0, (self.uri, self.size[0]))
+        return ', '.join(f'{uri} {width}w' for uri, width in candidates)
+
+    def thumbnail_etag(self, size, ext):
+        """A strong ETag for a derived image, known before it is rendered.
+
+        Rendering is deterministic, so the source's digest, the size, the
+        format, the quality and the encoder's version decide the bytes.
+        """
+        width, height = size
+        quality = self._config.jpeg_quality
+        recipe = f'{self.digest}:{width}x{height}.{ext}:{quality}:{PIL.__version__}'
+        return f'"{hashlib.sha256(recipe.encode()).hexdigest()[:32]}"'
 
 
 def reductions(size, min_size):
@@ -65,6 +122,10 @@ class Store:
     def __init__(self, config, workers=None):
         self._config = config
         self._images = {}
+        self._renders = {}
+        # NOTE: XOR of a hash per listed image: the same set of images always
+        #   gives the same digest, in any process, whatever the order of events.
+        self._listing_digest = 0
 
         self.workers = workers or ImageWorkers(config.image_workers, config.image_queue)
 
@@ -74,13 +135,34 @@ class Store:
     def list_images(self):
         return sorted(self._images.values(), key=lambda item: item.modified)
 
-    async def make_thumbnail(self, image, size):
-        async with aiofiles.open(image.path, 'rb') as img_file:
-            data = await img_file.read()
+    def listing_etag(self):
+        return f'"{self._listing_digest:032x}"'
 
-        return await self.workers.run(
-            imaging.make_thumbnail, data, size, self._config.jpeg_quality
-        )
+    async def is_current(self, headers):
+        """Whether a cached response (its headers) still tells the truth."""
+        key = headers.get('surrogate-key')
+        if key == LISTING_KEY:
+            return headers.get('etag') == self.listing_etag()
+        return key is None or self.get(key) is not None
+
+    async def make_thumbnail(self, image, size, ext='jpeg'):
+        # NOTE: Concurrent requests for the same thumbnail share one render.
+        key = (image.image_id, tuple(size), ext)
+        render = self._renders.get(key)
+        if render is None:
+            render = asyncio.ensure_future(self._render(image, size, ext))
+            self._renders[key] = render
+            render.add_done_callback(lambda _: self._renders.pop(key, None))
+        return await asyncio.shield(render)
+
+    async def _render(self, image, size, ext):
+        async with self.workers.slot():
+            async with aiofiles.open(image.path, 'rb') as img_file:
+                data = await img_file.read()
+
+            return await self.workers.run(
+                imaging.make_thumbnail, data, size, self._config.jpeg_quality, ext
+            )
 
     async def save(self, image_id, data):
         policy = imaging.Policy(
@@ -90,10 +172,30 @@ class Store:
         )
         converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
 
-        stored = Image(self._config, image_id, converted.size, frames=converted.frames)
+        stored = Image(
+            self._config,
+            image_id,
+            converted.size,
+            frames=converted.frames,
+            digest=converted.digest,
+            color=converted.color,
+            placeholder=converted.placeholder,
+        )
         await self._write(stored.path, converted.data)
         self._images[image_id] = stored
+        self._listing_digest ^= _listing_hash(stored)
         return stored
+
+    async def delete(self, image_id):
+        """Forget an image and remove its file; False if there was none."""
+        image = self._images.pop(image_id, None)
+        if image is None:
+            return False
+        self._listing_digest ^= _listing_hash(image)
+        # NOTE: Forgotten first: from here on nothing serves it, even if the
+        #   file outlives this call (an open stream keeps reading it).
+        await self.workers.run(_remove, image.path)
+        return True
 
     async def _write(self, path, data):
         job = self.workers.submit(write_atomically, path, data)
@@ -106,6 +208,16 @@ class Store:
             raise
         except OSError as ex:
             raise _storage_error(ex) from ex
+
+
+# NOTE: The purge key (Surrogate-Key, Cache-Tag) of the listing; every image
+#   response carries its image's id instead.
+LISTING_KEY = 'images'
+
+
+def _listing_hash(image):
+    entry = f'{image.image_id}:{image.modified.isoformat()}:{image.digest}'
+    return int.from_bytes(hashlib.sha256(entry.encode()).digest()[:16], 'big')
 
 
 def _remove(path):

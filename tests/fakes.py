@@ -32,15 +32,14 @@ class FlakyRedis:
     async def get(self, key):
         return await self._run('get', key)
 
-    async def set(self, key, value, ex=None):
-        return await self._run('set', key, value, ex=ex)
+    async def set(self, key, value, **options):
+        return await self._run('set', key, value, **options)
 
     async def delete(self, *keys):
         return await self._run('delete', *keys)
 
-    async def scan_iter(self, match=None):
-        for key in await self._run('keys', match):
-            yield key
+    async def exists(self, *keys):
+        return await self._run('exists', *keys)
 
     async def aclose(self):
         self.commands.append('aclose')

@@ -1,10 +1,15 @@
+import asyncio
 import logging
 import time
 
 import fakeredis
+import falcon
+import falcon.asgi
 import falcon.testing
+import msgpack
 import pytest
 
+from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
@@ -67,15 +72,39 @@ def _redis_entry_setters(request):
     return fakeredis.FakeRedis(server=request.getfixturevalue('fake_redis_server'))
 
 
-def test_entries_from_an_earlier_run_are_forgotten(any_client, request):
+def _key(path):
+    return f'{RedisCache.PREFIX}GET:{path}'
+
+
+def _entry(body, **headers):
+    pairs = [['content-type', 'application/json'], *headers.items()]
+    return msgpack.packb([2, 200, pairs, body], use_bin_type=True)
+
+
+@pytest.mark.parametrize(
+    'entry',
+    [
+        _entry(b'[{"id": "ghost"}]', etag='"stale"', **{'surrogate-key': 'images'}),
+        _entry(b'[{"id": "ghost"}]', **{'surrogate-key': 'images'}),
+    ],
+)
+def test_entries_that_no_longer_tell_the_truth_are_misses(any_client, request, entry):
     # NOTE: With the in-memory store a restart forgets every image; a listing
     #   cached by the previous run must not resurrect them.
     with _redis_entry_setters(request) as redis:
-        redis.set(f'{RedisCache.PREFIX}//images', b'\x92\xa4text\xc4\x02[]')
+        redis.set(_key('/images'), entry)
 
         resp = any_client.simulate_get('/images')
         assert resp.headers['X-ASGILook-Cache'] == 'Miss'
         assert resp.json == []
+
+
+def test_thumbnails_of_unknown_images_are_misses(any_client, request):
+    uri = f'/thumbnails/{FIRST_ID}/160x90.jpeg'
+    with _redis_entry_setters(request) as redis:
+        redis.set(_key(uri), _entry(b'jpeg', **{'surrogate-key': FIRST_ID}))
+
+    assert any_client.simulate_get(uri).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -86,7 +115,7 @@ def test_unreadable_entries_are_misses(any_client, request, entry, caplog):
     any_client.simulate_get('/images')
 
     with _redis_entry_setters(request) as redis:
-        redis.set(f'{RedisCache.PREFIX}//images', entry)
+        redis.set(_key('/images'), entry)
 
     resp = any_client.simulate_get('/images')
     assert resp.status_code == 200
@@ -157,7 +186,9 @@ def test_no_stale_listing_after_an_outage(flaky_client, flaky, png_image):
 
 def test_redis_failing_mid_request_is_not_an_error(flaky, config, png_image):
     class FailsOnSet(FlakyRedis):
-        async def set(self, key, value, ex=None):
+        async def set(self, key, value, **options):
+            if 'nx' in options:
+                return await super().set(key, value, **options)
             raise ConnectionResetError('Connection reset by peer (fake)')
 
     failing = FailsOnSet()
@@ -272,3 +303,200 @@ def test_real_redis_stopped_and_paused(own_redis_client, own_redis, png_image):
         resp = own_redis_client.simulate_get(path)
         assert resp.status_code == 200
         assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+# NOTE: Issue 4: a cache that is never wrong, and renders once.
+
+
+def test_delete_while_redis_is_paused(own_redis_client, own_redis, png_image):
+    own_redis.start()
+    client = own_redis_client
+    created = client.simulate_post('/images', body=png_image).json
+    thumbnail = created['thumbnails'][0]
+    for path in ('/images', thumbnail, '/images', thumbnail):
+        client.simulate_get(path)
+    assert client.simulate_get(thumbnail).headers['X-ASGILook-Cache'] == 'Hit'
+    assert client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+
+    own_redis.pause()
+    try:
+        resp = client.simulate_delete(created['image'])
+        assert resp.status_code == 204
+    finally:
+        own_redis.resume()
+
+    # NOTE: Redis still holds both entries; neither may be served.
+    with own_redis.client() as redis:
+        assert redis.exists(f'{RedisCache.PREFIX}GET:{thumbnail}')
+    client_after = own_redis_client
+    time.sleep(0.1)
+    assert client_after.simulate_get(thumbnail).status_code == 404
+    listing = client_after.simulate_get('/images')
+    assert listing.status_code == 200
+    assert listing.json == []
+
+
+def test_if_match_on_a_cached_response(any_client, png_image):
+    any_client.simulate_post('/images', body=png_image)
+    any_client.simulate_get(THUMBNAIL)
+
+    resp = any_client.simulate_get(THUMBNAIL, headers={'If-Match': '"nope"'})
+    assert resp.status_code == 412
+    etag = any_client.simulate_get(THUMBNAIL).headers['ETag']
+    resp = any_client.simulate_get(THUMBNAIL, headers={'If-Match': etag})
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Hit'
+
+
+def test_query_strings_are_part_of_the_key(any_client):
+    for path in ('/images', '/images?a=1', '/images?a=2'):
+        assert any_client.simulate_get(path).headers['X-ASGILook-Cache'] == 'Miss'
+    assert any_client.simulate_get('/images?a=1').headers['X-ASGILook-Cache'] == 'Hit'
+
+
+def test_large_entries_are_not_cached(any_client, config, png_image):
+    any_client.simulate_post('/images', body=png_image)
+    small = any_client.simulate_get(f'/thumbnails/{FIRST_ID}/160x90.jpeg')
+    config.cache_max_entry_bytes = len(small.content) + 1000
+
+    for _ in range(2):
+        resp = any_client.simulate_get(f'/thumbnails/{FIRST_ID}/320x180.jpeg')
+        assert resp.status_code == 200
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+    hit = any_client.simulate_get(f'/thumbnails/{FIRST_ID}/160x90.jpeg')
+    assert hit.headers['X-ASGILook-Cache'] == 'Hit'
+
+
+def _count_renders(monkeypatch):
+    renders = []
+    render = imaging.make_thumbnail
+
+    def counting(data, size, *args):
+        renders.append(size)
+        time.sleep(0.2)
+        return render(data, size, *args)
+
+    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
+    return renders
+
+
+async def _gather(app, paths):
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        return await asyncio.gather(*(conductor.simulate_get(path) for path in paths))
+
+
+@pytest.mark.parametrize('backend', ['fakeredis', 'redis-server', 'no redis'])
+def test_single_flight_in_one_process(request, config, png_image, monkeypatch, backend):
+    if backend == 'redis-server':
+        config.redis_from_url = type(config).DEFAULT_REDIS_FROM_URL
+        config.redis_host = request.getfixturevalue('real_redis').url
+    elif backend == 'no redis':
+        config.redis_from_url = type(config).DEFAULT_REDIS_FROM_URL
+        config.redis_host = f'redis://127.0.0.1:{free_port()}'
+    app = create_app(config)
+    falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
+    renders = _count_renders(monkeypatch)
+
+    responses = falcon.async_to_sync(_gather, app, [THUMBNAIL] * 8)
+
+    assert renders == [(160, 90)]
+    assert {resp.status_code for resp in responses} == {200}
+    assert len({resp.content for resp in responses}) == 1
+
+
+class SlowResource:
+    """Stands for an expensive render, shared by two 'processes'."""
+
+    def __init__(self):
+        self.renders = 0
+
+    async def on_get(self, req, resp):
+        self.renders += 1
+        await asyncio.sleep(0.3)
+        resp.content_type = 'text/plain'
+        resp.data = b'rendered once'
+
+
+def test_single_flight_across_processes(request, any_client, config):
+    real = 'real_client' in request.fixturenames
+    resource = SlowResource()
+    apps = []
+    for _ in range(2):
+        # NOTE: Each app has its own cache middleware and Redis connection,
+        #   as two processes would; they share one Redis server.
+        app = falcon.asgi.App(middleware=[RedisCache(config)])
+        app.add_route('/slow', resource)
+        apps.append(app)
+
+    async def both():
+        async with falcon.testing.ASGIConductor(apps[0]) as first:
+            async with falcon.testing.ASGIConductor(apps[1]) as second:
+                return await asyncio.gather(
+                    *(
+                        conductor.simulate_get('/slow')
+                        for conductor in [first, second] * 4
+                    )
+                )
+
+    responses = falcon.async_to_sync(both)
+    assert resource.renders == 1, real
+    assert [resp.text for resp in responses] == ['rendered once'] * 8
+    assert sorted(resp.headers['X-ASGILook-Cache'] for resp in responses) == (
+        ['Hit'] * 7 + ['Miss']
+    )
+
+
+def test_waiters_render_themselves_when_the_holder_caches_nothing(config):
+    class Uncacheable(SlowResource):
+        async def on_get(self, req, resp):
+            await super().on_get(req, resp)
+            resp.context.cacheable = False
+
+    resource = Uncacheable()
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', resource)
+
+    responses = falcon.async_to_sync(_gather, app, ['/slow'] * 3)
+    assert resource.renders == 3
+    assert {resp.text for resp in responses} == {'rendered once'}
+
+
+def test_waiters_give_up_after_the_lock_ttl(config, monkeypatch):
+    monkeypatch.setattr(RedisCache, 'LOCK_TTL', 0.1)
+    resource = SlowResource()
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', resource)
+
+    falcon.async_to_sync(_gather, app, ['/slow'] * 2)
+    assert resource.renders == 2
+
+
+def test_lost_lock_is_not_released_by_its_former_holder(config, flaky):
+    class Rude(SlowResource):
+        async def on_get(self, req, resp):
+            await super().on_get(req, resp)
+            # NOTE: As if the lock expired and another process took it.
+            for key in await flaky._redis.keys(f'{RedisCache.PREFIX}lock:*'):
+                await flaky._redis.set(key, b'someone-else')
+
+    config.redis_from_url = lambda url: flaky
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', Rude())
+    falcon.testing.TestClient(app).simulate_get('/slow')
+
+    assert falcon.async_to_sync(flaky._redis.keys, f'{RedisCache.PREFIX}lock:*')
+
+
+def test_redis_gone_while_holding_the_lock(config, flaky):
+    class Unplugs(SlowResource):
+        async def on_get(self, req, resp):
+            await super().on_get(req, resp)
+            flaky.down = True
+
+    config.redis_from_url = lambda url: flaky
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', Unplugs())
+
+    resp = falcon.testing.TestClient(app).simulate_get('/slow')
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Bypass'

@@ -75,6 +75,26 @@ def test_httpie_session(service, tmp_path, png_image):
         assert (status, body) == (200, b'')
         assert headers['content-length'] == str(len(miss[2]))
 
+        etag = {'If-None-Match': hit[1]['etag']}
+        assert service.request('GET', uri, headers=etag)[:3:2] == (304, b'')
+
+    status, headers, part = service.request(
+        'GET', created['image'], headers={'Range': 'bytes=10-19'}
+    )
+    assert (status, part) == (206, original[10:20])
+    assert headers['content-range'] == f'bytes 10-19/{len(original)}'
+
+    webp = created['srcset']['webp'].split(', ')[0].split(' ')[0]
+    status, headers, body = service.request('GET', webp)
+    assert (status, headers['content-type']) == (200, 'image/webp')
+    assert decode(body).size == (640, 360)
+
+    assert service.request('DELETE', created['image'])[0] == 204
+    for uri in (created['image'], webp, *created['thumbnails']):
+        assert service.request('GET', uri)[0] == 404
+    assert json.loads(service.request('GET', '/images')[2]) == []
+    assert list(service.storage_path.iterdir()) == []
+
 
 def test_curl_and_httpie_forms(service, tmp_path, png_image):
     upload = tmp_path / 'photo.gif'

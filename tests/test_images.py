@@ -70,6 +70,11 @@ def test_upload_response_is_the_tutorials_json(client, png_image):
             f'/thumbnails/{FIRST_ID}/160x90.jpeg',
         ],
         'frames': 1,
+        'width': 640,
+        'height': 360,
+        'srcset': resp.json['srcset'],
+        'color': resp.json['color'],
+        'placeholder': resp.json['placeholder'],
     }
     modified = email.utils.parsedate_to_datetime(resp.json['modified'])
     assert resp.json['modified'].endswith(' GMT')

@@ -1,0 +1,352 @@
+"""Validators, caching headers, ranges, deletes, formats and srcset JSON."""
+
+import base64
+import hashlib
+
+import falcon
+import pytest
+
+from asgilook import imaging
+
+from . import corpus
+from .helpers import assert_close
+from .helpers import decode
+from .helpers import FIRST_ID
+from .helpers import FIRST_URI
+
+THUMBNAIL = f'/thumbnails/{FIRST_ID}/320x180.jpeg'
+FORMATS = sorted(imaging.THUMBNAIL_FORMATS)
+
+
+@pytest.fixture
+def uploaded(client, png_image):
+    resp = client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 201
+    return resp.json
+
+
+def test_original_validators_and_caching_headers(client, uploaded, storage_path):
+    resp = client.simulate_get(FIRST_URI)
+    digest = hashlib.sha256((storage_path / FIRST_ID).read_bytes()).hexdigest()
+
+    assert resp.headers['ETag'] == f'"{digest[:32]}"'
+    assert resp.headers['Last-Modified'] == uploaded['modified']
+    assert resp.headers['Cache-Control'] == 'public, max-age=31536000, immutable'
+    assert resp.headers['Accept-Ranges'] == 'bytes'
+    assert resp.headers['X-Content-Type-Options'] == 'nosniff'
+    assert resp.headers['Surrogate-Key'] == FIRST_ID
+    assert resp.headers['Cache-Tag'] == FIRST_ID
+
+
+@pytest.mark.parametrize('ext', FORMATS)
+def test_thumbnail_headers(any_client, png_image, ext):
+    any_client.simulate_post('/images', body=png_image)
+    uri = f'/thumbnails/{FIRST_ID}/320x180.{ext}'
+
+    miss, hit = any_client.simulate_get(uri), any_client.simulate_get(uri)
+    assert (miss.headers['X-ASGILook-Cache'], hit.headers['X-ASGILook-Cache']) == (
+        'Miss',
+        'Hit',
+    )
+    for resp in (miss, hit):
+        assert resp.headers['Content-Type'] == f'image/{ext}'
+        assert resp.headers['Cache-Control'] == 'public, max-age=31536000, immutable'
+        assert resp.headers['X-Content-Type-Options'] == 'nosniff'
+        assert resp.headers['Surrogate-Key'] == FIRST_ID
+        assert resp.headers['Cache-Tag'] == FIRST_ID
+    for name in ('ETag', 'Last-Modified', 'Content-Length'):
+        assert hit.headers[name] == miss.headers[name]
+    assert hit.content == miss.content
+
+    image = decode(hit.content)
+    assert image.format == ext.upper()
+    assert image.size == (320, 180)
+
+
+def test_every_derived_image_has_its_own_etag(client, uploaded):
+    etags = {
+        client.simulate_head(uri).headers['ETag']
+        for ext in FORMATS
+        for uri, _ in _candidates(uploaded['srcset'][ext])
+    }
+    assert len(etags) == sum(len(_candidates(uploaded['srcset'][e])) for e in FORMATS)
+
+
+@pytest.mark.parametrize('path', [FIRST_URI, THUMBNAIL, '/images'])
+@pytest.mark.parametrize('method', ['GET', 'HEAD'])
+def test_if_none_match_is_304(any_client, png_image, path, method):
+    any_client.simulate_post('/images', body=png_image)
+    first = any_client.simulate_get(path)
+    etag = first.headers['ETag']
+
+    # NOTE: Twice: uncached (or streamed), then from the cache where cached.
+    for _ in range(2):
+        resp = any_client.simulate_request(
+            method, path, headers={'If-None-Match': f'"other", {etag}'}
+        )
+        assert resp.status_code == 304
+        assert resp.content == b''
+        assert resp.headers['ETag'] == etag
+        assert resp.headers['Cache-Control'] == first.headers['Cache-Control']
+
+    stale = any_client.simulate_get(path, headers={'If-None-Match': '"other"'})
+    assert stale.status_code == 200
+    assert stale.content == first.content
+
+
+@pytest.mark.parametrize('path', [FIRST_URI, THUMBNAIL])
+def test_if_modified_since(any_client, png_image, path):
+    modified = any_client.simulate_post('/images', body=png_image).json['modified']
+    any_client.simulate_get(path)
+
+    for _ in range(2):
+        resp = any_client.simulate_get(path, headers={'If-Modified-Since': modified})
+        assert resp.status_code == 304
+        assert resp.content == b''
+
+    earlier = falcon.dt_to_http(falcon.http_date_to_dt(modified).replace(year=2000))
+    assert (
+        any_client.simulate_get(
+            path, headers={'If-Modified-Since': earlier}
+        ).status_code
+        == 200
+    )
+
+
+def test_if_match_mismatch_is_412(client, uploaded):
+    resp = client.simulate_get(FIRST_URI, headers={'If-Match': '"not-it"'})
+    assert resp.status_code == 412
+    assert 'If-Match' in resp.json['description']
+
+
+def test_304_skips_the_render(client, uploaded, monkeypatch):
+    renders = _count_renders(monkeypatch)
+    etag = client.simulate_head(THUMBNAIL).headers['ETag']
+    assert renders == [THUMBNAIL_SIZE]
+    del renders[:]
+
+    resp = client.simulate_get(
+        f'/thumbnails/{FIRST_ID}/160x90.jpeg', headers={'If-None-Match': '*'}
+    )
+    assert resp.status_code == 304
+    assert (
+        client.simulate_get(THUMBNAIL, headers={'If-None-Match': etag}).status_code
+        == 304
+    )
+    assert renders == []
+
+
+THUMBNAIL_SIZE = (320, 180)
+
+
+def _count_renders(monkeypatch):
+    renders = []
+    render = imaging.make_thumbnail
+
+    def counting(data, size, *args):
+        renders.append(size)
+        return render(data, size, *args)
+
+    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
+    return renders
+
+
+def test_listing_validators(any_client, png_image):
+    empty = any_client.simulate_get('/images')
+    assert empty.headers['Cache-Control'] == 'no-cache'
+    assert empty.headers['Surrogate-Key'] == 'images'
+
+    any_client.simulate_post('/images', body=png_image)
+    one = any_client.simulate_get('/images')
+    assert one.headers['ETag'] != empty.headers['ETag']
+    assert (
+        any_client.simulate_get(
+            '/images', headers={'If-None-Match': empty.headers['ETag']}
+        ).status_code
+        == 200
+    )
+
+    any_client.simulate_delete(FIRST_URI)
+    again = any_client.simulate_get('/images')
+    assert again.json == []
+    # NOTE: The same listing has the same ETag, whatever happened between.
+    assert again.headers['ETag'] == empty.headers['ETag']
+
+
+# NOTE: Ranges on originals.
+
+
+@pytest.mark.parametrize(
+    'header, first, last',
+    [('bytes=0-99', 0, 99), ('bytes=100-', 100, None), ('bytes=-50', -50, None)],
+)
+def test_range(client, uploaded, storage_path, header, first, last):
+    stored = (storage_path / FIRST_ID).read_bytes()
+    expected = stored[first : None if last is None else last + 1]
+    start = first % len(stored)
+
+    resp = client.simulate_get(FIRST_URI, headers={'Range': header})
+    assert resp.status_code == 206
+    assert resp.content == expected
+    assert resp.headers['Content-Length'] == str(len(expected))
+    assert resp.headers['Content-Range'] == (
+        f'bytes {start}-{start + len(expected) - 1}/{len(stored)}'
+    )
+
+    head = client.simulate_head(FIRST_URI, headers={'Range': header})
+    assert head.status_code == 206
+    assert head.headers['Content-Range'] == resp.headers['Content-Range']
+    assert head.content == b''
+
+
+def test_large_range_is_streamed_whole(client, storage_path):
+    client.simulate_post('/images', body=corpus.encode(corpus.noise((600, 400)), 'PNG'))
+    stored = (storage_path / FIRST_ID).read_bytes()
+    assert len(stored) > 100_000
+
+    resp = client.simulate_get(FIRST_URI, headers={'Range': 'bytes=1-'})
+    assert resp.status_code == 206
+    assert resp.content == stored[1:]
+
+
+def test_unsatisfiable_range_is_416(client, uploaded, storage_path):
+    size = (storage_path / FIRST_ID).stat().st_size
+    resp = client.simulate_get(FIRST_URI, headers={'Range': f'bytes={size}-'})
+    assert resp.status_code == 416
+    assert resp.headers['Content-Range'] == f'bytes */{size}'
+
+
+@pytest.mark.parametrize('header', ['bytes=0-1,4-5', 'pages=1-2', 'bytes=9-1'])
+def test_ignored_ranges_get_everything(client, uploaded, storage_path, header):
+    resp = client.simulate_get(FIRST_URI, headers={'Range': header})
+    assert resp.status_code == 200
+    assert resp.content == (storage_path / FIRST_ID).read_bytes()
+
+
+def test_if_range(client, uploaded):
+    etag = client.simulate_head(FIRST_URI).headers['ETag']
+    headers = {'Range': 'bytes=0-9'}
+
+    matching = client.simulate_get(FIRST_URI, headers={**headers, 'If-Range': etag})
+    assert matching.status_code == 206
+    other = client.simulate_get(FIRST_URI, headers={**headers, 'If-Range': '"x"'})
+    assert other.status_code == 200
+    dated = client.simulate_get(
+        FIRST_URI, headers={**headers, 'If-Range': uploaded['modified']}
+    )
+    assert dated.status_code == 206
+
+
+# NOTE: Deleting.
+
+
+def test_delete(any_client, png_image, storage_path):
+    created = any_client.simulate_post('/images', body=png_image).json
+    uris = [created['image'], *_all_derived(created)]
+    for uri in ['/images', *uris, *uris]:
+        assert any_client.simulate_get(uri).status_code == 200
+
+    resp = any_client.simulate_delete(created['image'])
+    assert resp.status_code == 204
+    assert resp.content == b''
+
+    assert list(storage_path.iterdir()) == []
+    assert any_client.simulate_get('/images').json == []
+    for uri in uris:
+        assert any_client.simulate_get(uri).status_code == 404
+        assert any_client.simulate_head(uri).status_code == 404
+    assert any_client.simulate_delete(created['image']).status_code == 404
+
+
+def test_delete_unknown_image(client):
+    assert client.simulate_delete(FIRST_URI).status_code == 404
+
+
+def test_delete_leaves_other_images_alone(client, png_image):
+    first = client.simulate_post('/images', body=png_image).json
+    second = client.simulate_post('/images', body=png_image).json
+    client.simulate_delete(first['image'])
+
+    assert client.simulate_get('/images').json == [second]
+    assert client.simulate_get(second['image']).status_code == 200
+
+
+# NOTE: Modern formats and the JSON a page needs.
+
+
+def _candidates(srcset):
+    candidates = []
+    for candidate in srcset.split(', '):
+        uri, descriptor = candidate.split(' ')
+        assert descriptor.endswith('w')
+        candidates.append((uri, int(descriptor[:-1])))
+    return candidates
+
+
+def _all_derived(image):
+    return [
+        uri
+        for ext in FORMATS
+        for uri, _ in _candidates(image['srcset'][ext])
+        if uri.startswith('/thumbnails/')
+    ]
+
+
+def test_srcset_strings_parse_and_serve(client, uploaded):
+    assert (uploaded['width'], uploaded['height']) == (640, 360)
+    assert set(uploaded['srcset']) == set(FORMATS)
+    assert 'webp' in FORMATS
+
+    for ext, srcset in uploaded['srcset'].items():
+        candidates = _candidates(srcset)
+        assert [width for _, width in candidates] == [640, 320, 160]
+        for uri, width in candidates:
+            resp = client.simulate_get(uri)
+            assert resp.status_code == 200
+            image = decode(resp.content)
+            assert image.size == (width, width * 360 // 640)
+            assert image.format == ('JPEG' if ext == 'jpeg' else ext.upper())
+    assert _candidates(uploaded['srcset']['jpeg'])[0][0] == FIRST_URI
+    # NOTE: The tutorial's field is unchanged: .jpeg thumbnails only.
+    assert uploaded['thumbnails'] == [
+        u for u, _ in _candidates(uploaded['srcset']['jpeg'])[1:]
+    ]
+
+
+@pytest.mark.parametrize(
+    'name',
+    ['640x360.jpeg', '640x360.png', '320x180.gif', '80x45.webp', '0320x180.webp'],
+)
+def test_unlisted_derived_images_are_not_found(client, uploaded, name):
+    assert client.simulate_get(f'/thumbnails/{FIRST_ID}/{name}').status_code == 404
+
+
+def test_placeholder_and_colour(client, storage_path):
+    image = corpus.pattern((400, 200))
+    resp = client.simulate_post('/images', body=corpus.encode(image, 'PNG'))
+    placeholder, color = resp.json['placeholder'], resp.json['color']
+
+    assert len(placeholder) < 1000
+    prefix = 'data:image/jpeg;base64,'
+    assert placeholder.startswith(prefix)
+    tiny = decode(base64.b64decode(placeholder[len(prefix) :]))
+    assert tiny.size == (16, 8)
+    assert_close(tiny.getpixel((2, 2)), corpus.RED, 40)
+    assert_close(tiny.getpixel((13, 6)), corpus.BLUE, 40)
+
+    # NOTE: The average of red, green, blue and yellow quadrants.
+    assert len(color) == 7
+    rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+    assert_close(rgb, (128, 128, 64), 8)
+
+
+def test_reading_a_range_stops_at_the_end_of_the_file(tmp_path):
+    from asgilook.images import _read
+
+    path = tmp_path / 'short'
+    path.write_bytes(b'0123456789')
+
+    async def read():
+        return [chunk async for chunk in _read(path, 4, 1000)]
+
+    assert falcon.async_to_sync(read) == [b'456789']
