@@ -6,6 +6,7 @@ from .config import Config
 from .images import Images
 from .images import Thumbnails
 from .store import Store
+from .store import StoreLifespan
 
 
 def create_app(config=None):
@@ -15,7 +16,7 @@ def create_app(config=None):
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 
-    app = falcon.asgi.App(middleware=[cache])
+    app = falcon.asgi.App(middleware=[StoreLifespan(store), cache])
     app.add_error_handler(errors.AsgilookError, errors.handle)
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')

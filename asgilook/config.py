@@ -6,6 +6,8 @@ import uuid
 import PIL.ImageColor
 import redis.asyncio
 
+from . import backends
+
 
 class Config:
     DEFAULT_CONFIG_PATH = '/tmp/asgilook'
@@ -64,6 +66,7 @@ class Config:
         self.image_queue = env.integer(
             'ASGI_LOOK_IMAGE_QUEUE', self.DEFAULT_IMAGE_QUEUE, low=0
         )
+        self.database_url = env.database_url('ASGI_LOOK_DATABASE_URL')
         self.cache_max_entry_bytes = env.integer(
             'ASGI_LOOK_CACHE_MAX_ENTRY_BYTES', self.DEFAULT_CACHE_MAX_ENTRY_BYTES
         )
@@ -106,6 +109,12 @@ class _Environment:
                 f'{name} must be a positive number of seconds, got {raw!r}'
             )
         return value
+
+    def database_url(self, name):
+        url = self._environ.get(name) or None
+        if url is not None:
+            backends.from_url(url)
+        return url
 
     def colour(self, name, default):
         raw = self._environ.get(name, default)

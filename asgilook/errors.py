@@ -11,7 +11,9 @@ Exception tree::
     │   ├── UploadTooLarge       413
     │   ├── UnsupportedImage     415
     │   ├── TooManyPixels        422
-    │   └── CorruptImage         400
+    │   ├── CorruptImage         400
+    │   ├── IdempotencyKeyReused 422
+    │   └── InvalidCursor        400
     ├── StorageFull              507
     ├── StorageUnavailable       503
     └── Overloaded               503 with Retry-After
@@ -71,6 +73,15 @@ class TooManyPixels(UploadError):
 
 class CorruptImage(UploadError):
     title = 'Unreadable image'
+
+
+class IdempotencyKeyReused(UploadError):
+    status = falcon.HTTP_422
+    title = 'Idempotency-Key reused'
+
+
+class InvalidCursor(UploadError):
+    title = 'Invalid cursor'
 
 
 class StorageFull(AsgilookError):

@@ -1,3 +1,5 @@
+import urllib.parse
+
 import aiofiles
 import aiofiles.os
 import falcon
@@ -10,7 +12,10 @@ from .store import LISTING_KEY
 
 # NOTE: An image's URL never changes meaning: a new upload gets a new id.
 IMMUTABLE = 'public, max-age=31536000, immutable'
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
 _CHUNK = 64 * 1024
+_MAX_KEY_LENGTH = 255
 
 
 class Images:
@@ -19,10 +24,20 @@ class Images:
         self._store = store
 
     async def on_get(self, req, resp):
-        resp.media = [image.serialize() for image in self._store.list_images()]
+        limit = req.get_param_as_int('limit', min_value=1, max_value=MAX_PAGE)
+        cursor = req.get_param('cursor')
+        if cursor is not None and limit is None:
+            limit = DEFAULT_PAGE
+
+        etag = await self._store.listing_etag(limit, cursor)
+        images, following = await self._store.page(limit, cursor)
+        resp.media = [image.serialize() for image in images]
         resp.cache_control = ['no-cache']
         _purge_key(resp, LISTING_KEY)
-        _validate(req, resp, self._store.listing_etag(), None)
+        if following:
+            query = urllib.parse.urlencode({'limit': limit, 'cursor': following})
+            resp.append_link(f'{req.path}?{query}', 'next')
+        _validate(req, resp, etag, None)
 
     on_head = on_get
 
@@ -55,11 +70,13 @@ class Images:
                 req, self._config.max_upload_bytes, self._config.upload_timeout
             )
             image_id = str(self._config.uuid_generator())
-            image = await self._store.save(image_id, data)
+            image = await self._store.save(image_id, data, _idempotency_key(req))
 
         resp.location = image.uri
         resp.media = image.serialize()
         resp.status = falcon.HTTP_201
+        if image.replayed:
+            resp.set_header('Idempotent-Replayed', 'true')
 
     async def _describe(self, req, resp, image_id):
         """Set the headers of an original; 206, 304, 412 or 416 as asked.
@@ -68,7 +85,7 @@ class Images:
         None when there is nothing to send.
         """
         # NOTE: image_id: UUID is converted back to a string identifier.
-        image = self._store.get(str(image_id))
+        image = await self._store.find(str(image_id))
         if not image:
             raise falcon.HTTPNotFound
 
@@ -103,7 +120,7 @@ class Thumbnails:
         self._store = store
 
     async def on_get(self, req, resp, image_id, width, height, ext='jpeg'):
-        image = self._store.get(str(image_id))
+        image = await self._store.find(str(image_id))
         if not image or ext not in imaging.THUMBNAIL_FORMATS:
             raise falcon.HTTPNotFound
 
@@ -121,6 +138,18 @@ class Thumbnails:
             resp.data = await self._store.make_thumbnail(image, size, ext)
 
     on_head = on_get
+
+
+def _idempotency_key(req):
+    key = req.get_header('Idempotency-Key')
+    if key is not None and not (
+        0 < len(key) <= _MAX_KEY_LENGTH and key.isascii() and key.isprintable()
+    ):
+        raise falcon.HTTPInvalidHeader(
+            f'Use 1 to {_MAX_KEY_LENGTH} printable ASCII characters, such as a UUID.',
+            'Idempotency-Key',
+        )
+    return key
 
 
 def _describe_image(resp, image, etag, media_type):

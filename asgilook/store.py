@@ -1,18 +1,29 @@
 import asyncio
+import base64
+import binascii
 import datetime
-import errno
 import hashlib
-import os
+import logging
 import pathlib
-import uuid
 
 import aiofiles
 import falcon
 import PIL
 
+from . import backends
 from . import errors
+from . import files
 from . import imaging
 from .workers import ImageWorkers
+
+logger = logging.getLogger(__name__)
+
+# NOTE: The purge key (Surrogate-Key, Cache-Tag) of the listing; every image
+#   response carries its image's id instead.
+LISTING_KEY = 'images'
+# NOTE: How old a leftover must be before start-up clean-up takes it: younger
+#   ones may be another process's upload in progress.
+CLEAN_UP_GRACE = 600.0
 
 
 class Image:
@@ -31,13 +42,41 @@ class Image:
 
         self.image_id = image_id
         self.size = size
-        self.modified = modified or datetime.datetime.now(datetime.UTC)
+        self.modified = modified or datetime.datetime.now(datetime.timezone.utc)
         self.frames = frames
         # NOTE: A hash of the stored JPEG: the strong ETag of the original, and
         #   the root of every derived image's.
         self.digest = digest or hashlib.sha256(image_id.encode()).hexdigest()[:32]
         self.color = color
         self.placeholder = placeholder
+        # NOTE: True where an Idempotency-Key brought back an earlier upload.
+        self.replayed = False
+
+    @classmethod
+    def from_record(cls, config, record):
+        return cls(
+            config,
+            record.image_id,
+            (record.width, record.height),
+            modified=record.modified,
+            frames=record.frames,
+            digest=record.digest,
+            color=record.color,
+            placeholder=record.placeholder,
+        )
+
+    def to_record(self):
+        width, height = self.size
+        return backends.Record(
+            self.image_id,
+            width,
+            height,
+            self.modified,
+            self.frames,
+            self.digest,
+            self.color,
+            self.placeholder,
+        )
 
     @property
     def path(self):
@@ -121,29 +160,67 @@ def reductions(size, min_size):
 class Store:
     def __init__(self, config, workers=None):
         self._config = config
-        self._images = {}
+        self._backend = backends.from_url(getattr(config, 'database_url', None))
         self._renders = {}
-        # NOTE: XOR of a hash per listed image: the same set of images always
-        #   gives the same digest, in any process, whatever the order of events.
-        self._listing_digest = 0
+        self._cleaned = False
 
         self.workers = workers or ImageWorkers(config.image_workers, config.image_queue)
 
+    async def open(self):
+        """Connect the backend; on the first start, clean up after crashes."""
+        await self._backend.open()
+        if not self._cleaned:
+            self._cleaned = True
+            await self._clean_up()
+
+    async def close(self):
+        await self._backend.close()
+
+    # NOTE: The tutorial's synchronous accessors; they can only work where
+    #   the index is in this process's memory.
+
     def get(self, image_id):
-        return self._images.get(image_id)
+        record = self._memory().get_now(image_id)
+        return Image.from_record(self._config, record) if record else None
 
     def list_images(self):
-        return sorted(self._images.values(), key=lambda item: item.modified)
+        return [Image.from_record(self._config, r) for r in self._memory().all_now()]
 
-    def listing_etag(self):
-        return f'"{self._listing_digest:032x}"'
+    def _memory(self):
+        if not hasattr(self._backend, 'get_now'):
+            raise TypeError(
+                'Store.get() and Store.list_images() only work on the in-memory '
+                'backend; await Store.find() and Store.page() instead'
+            )
+        return self._backend
+
+    async def find(self, image_id):
+        record = await self._backend.get(image_id)
+        return Image.from_record(self._config, record) if record else None
+
+    async def page(self, limit=None, cursor=None):
+        """A page of the listing (all of it without a limit), and the next cursor."""
+        after = _decode_cursor(cursor) if cursor else None
+        records = await self._backend.page(None if limit is None else limit + 1, after)
+        more = limit is not None and len(records) > limit
+        records = records[:limit]
+        images = [Image.from_record(self._config, record) for record in records]
+        return images, _encode_cursor(records[-1].position) if more else None
+
+    async def listing_etag(self, limit=None, cursor=None):
+        version = await self._backend.version()
+        if limit is None and cursor is None:
+            return f'"{version}"'
+        query = hashlib.sha256(f'{limit}:{cursor}'.encode()).hexdigest()[:8]
+        return f'"{version}.{query}"'
 
     async def is_current(self, headers):
         """Whether a cached response (its headers) still tells the truth."""
         key = headers.get('surrogate-key')
         if key == LISTING_KEY:
-            return headers.get('etag') == self.listing_etag()
-        return key is None or self.get(key) is not None
+            etag = headers.get('etag') or ''
+            return etag.strip('"').partition('.')[0] == await self._backend.version()
+        return key is None or await self._backend.get(key) is not None
 
     async def make_thumbnail(self, image, size, ext='jpeg'):
         # NOTE: Concurrent requests for the same thumbnail share one render.
@@ -164,7 +241,19 @@ class Store:
                 imaging.make_thumbnail, data, size, self._config.jpeg_quality, ext
             )
 
-    async def save(self, image_id, data):
+    async def save(self, image_id, data, idempotency_key=None):
+        """Store an upload durably: file fsynced, then its record committed.
+
+        With an ``idempotency_key`` seen before, the image first stored under
+        it is returned instead (its ``replayed`` is True), and nothing new is
+        stored.
+        """
+        fingerprint = hashlib.sha256(data).hexdigest()
+        if idempotency_key:
+            replayed = await self._replay(idempotency_key, fingerprint)
+            if replayed:
+                return replayed
+
         policy = imaging.Policy(
             max_pixels=self._config.max_pixels,
             background=self._config.background,
@@ -172,7 +261,7 @@ class Store:
         )
         converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
 
-        stored = Image(
+        image = Image(
             self._config,
             image_id,
             converted.size,
@@ -181,83 +270,106 @@ class Store:
             color=converted.color,
             placeholder=converted.placeholder,
         )
-        await self._write(stored.path, converted.data)
-        self._images[image_id] = stored
-        self._listing_digest ^= _listing_hash(stored)
-        return stored
+        await self._write(image.path, converted.data)
+        idempotency = (idempotency_key, fingerprint) if idempotency_key else None
+        try:
+            record = await self._backend.add(image.to_record(), idempotency)
+        except BaseException:
+            await self.workers.run(files.remove, image.path)
+            raise
+        if record.image_id != image_id:
+            # NOTE: A concurrent retry with the same key won; ours is surplus.
+            await self.workers.run(files.remove, image.path)
+            return self._replayed(record)
+        return image
+
+    async def _replay(self, key, fingerprint):
+        remembered = await self._backend.recall(key)
+        if remembered is None:
+            return None
+        if remembered[0] != fingerprint:
+            raise backends.IdempotencyConflict(key)
+        return self._replayed(remembered[1])
+
+    def _replayed(self, record):
+        image = Image.from_record(self._config, record)
+        image.replayed = True
+        return image
 
     async def delete(self, image_id):
         """Forget an image and remove its file; False if there was none."""
-        image = self._images.pop(image_id, None)
-        if image is None:
+        record = await self._backend.get(image_id)
+        if record is None or not await self._backend.delete(image_id):
             return False
-        self._listing_digest ^= _listing_hash(image)
         # NOTE: Forgotten first: from here on nothing serves it, even if the
         #   file outlives this call (an open stream keeps reading it).
-        await self.workers.run(_remove, image.path)
+        await self.workers.run(
+            files.remove, Image.from_record(self._config, record).path
+        )
         return True
 
     async def _write(self, path, data):
-        job = self.workers.submit(write_atomically, path, data)
+        job = self.workers.submit(files.write_atomically, path, data)
         try:
             await asyncio.shield(job)
         except asyncio.CancelledError:
             # NOTE: The writing thread cannot be stopped; once it is done, take
             #   back what it wrote, for nobody will be told the image exists.
-            job.add_done_callback(lambda _: self.workers.submit(_remove, path))
+            job.add_done_callback(lambda _: self.workers.submit(files.remove, path))
             raise
         except OSError as ex:
-            raise _storage_error(ex) from ex
+            raise files.storage_error(ex) from ex
+
+    async def _clean_up(self):
+        directory = pathlib.Path(self._config.storage_path)
+        try:
+            dead, old = await self.workers.run(
+                files.leftovers, directory, CLEAN_UP_GRACE
+            )
+        except OSError as ex:
+            # NOTE: Uploads will say what is wrong with the storage; starting
+            #   up is not the place to fail for it.
+            logger.warning('Could not look for leftovers in %s: %s', directory, ex)
+            return
+        orphans = [path for path in old if await self._backend.get(path.name) is None]
+        for path in dead + orphans:
+            await self.workers.run(files.remove, path)
+        if dead or orphans:
+            logger.warning(
+                'Removed %d unfinished and %d orphaned files from %s',
+                len(dead),
+                len(orphans),
+                directory,
+            )
 
 
-# NOTE: The purge key (Surrogate-Key, Cache-Tag) of the listing; every image
-#   response carries its image's id instead.
-LISTING_KEY = 'images'
-
-
-def _listing_hash(image):
-    entry = f'{image.image_id}:{image.modified.isoformat()}:{image.digest}'
-    return int.from_bytes(hashlib.sha256(entry.encode()).digest()[:16], 'big')
-
-
-def _remove(path):
-    path.unlink(missing_ok=True)
-
-
-def _storage_error(ex):
-    reason = os.strerror(ex.errno) if ex.errno else type(ex).__name__
-    if ex.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return errors.StorageFull(
-            f'The image could not be stored ({reason}). Try again later.'
-        )
-    return errors.StorageUnavailable(
-        f'The image could not be stored ({reason}). Try again later.'
+def _encode_cursor(position):
+    micros, image_id = position
+    return (
+        base64.urlsafe_b64encode(f'{micros}:{image_id}'.encode()).decode().rstrip('=')
     )
 
 
-def write_atomically(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see all of it or nothing.
-
-    The bytes go to a temporary file beside ``path``, are fsynced, and the
-    file is renamed into place; on any failure the temporary file is removed.
-    """
-    temp_path = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
+def _decode_cursor(cursor):
     try:
-        with open(temp_path, 'xb') as output:
-            output.write(data)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+        text = base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)).decode()
+        micros, image_id = text.split(':', 1)
+        return int(micros), image_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as ex:
+        raise errors.InvalidCursor(
+            f'The cursor {cursor[:100]!r} is not one this service gave out; '
+            'follow the Link header of the previous page.'
+        ) from ex
 
 
-def _fsync_directory(path: pathlib.Path) -> None:
-    # NOTE: The rename is only durable once the directory entry is on disk.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class StoreLifespan:
+    """Falcon middleware that opens and closes the store with the app."""
+
+    def __init__(self, store):
+        self._store = store
+
+    async def process_startup(self, scope, event):
+        await self._store.open()
+
+    async def process_shutdown(self, scope, event):
+        await self._store.close()

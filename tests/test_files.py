@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from asgilook.store import write_atomically
+from asgilook.files import write_atomically
 
 
 def test_write_atomically(tmp_path):

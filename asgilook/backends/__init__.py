@@ -1,0 +1,117 @@
+"""Where image metadata lives: one small contract, one module per backend.
+
+The in-memory backend is the tutorial's per-process dict, and the default;
+``sqlite:///absolute/path.db`` serves any number of processes on one
+machine; ``postgresql://…`` any number of processes on many machines (with
+the image files on storage they share).
+"""
+
+import dataclasses
+import datetime
+import hashlib
+from typing import Protocol
+
+from .. import errors
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What a backend keeps of one image."""
+
+    image_id: str
+    width: int
+    height: int
+    modified: datetime.datetime
+    frames: int
+    digest: str
+    color: str | None = None
+    placeholder: str | None = None
+
+    @property
+    def position(self) -> tuple[int, str]:
+        """Where the record sorts: by modification time, then id."""
+        return to_micros(self.modified), self.image_id
+
+
+def IdempotencyConflict(key: str) -> errors.IdempotencyKeyReused:
+    """An Idempotency-Key was used before, for a different upload."""
+    return errors.IdempotencyKeyReused(
+        f'The Idempotency-Key {key[:100]!r} was used before for a different image; '
+        'use a new key for a new upload.'
+    )
+
+
+class Backend(Protocol):
+    """The contract every backend keeps."""
+
+    async def open(self) -> None:
+        """Connect, and create or migrate the schema; again after close()."""
+
+    async def close(self) -> None: ...
+
+    async def add(
+        self, record: Record, idempotency: tuple[str, str] | None = None
+    ) -> Record:
+        """Commit a new record, durably, before returning it.
+
+        With ``idempotency`` (a key and a fingerprint of the upload), a key
+        seen before returns the record first stored under it instead, or
+        raises :class:`IdempotencyConflict` if the fingerprints differ.
+        """
+
+    async def recall(self, key: str) -> tuple[str, Record] | None:
+        """The fingerprint and record an Idempotency-Key stored, if any."""
+
+    async def get(self, image_id: str) -> Record | None: ...
+
+    async def delete(self, image_id: str) -> bool:
+        """Remove a record (and its idempotency keys); False if absent."""
+
+    async def page(
+        self, limit: int | None, after: tuple[int, str] | None = None
+    ) -> list[Record]:
+        """Records in listing order (oldest first), after a position."""
+
+    async def version(self) -> str:
+        """Changes whenever the set of records does; equal sets, equal versions."""
+
+
+def to_micros(moment: datetime.datetime) -> int:
+    delta = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return delta // datetime.timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime.datetime:
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return epoch + datetime.timedelta(microseconds=micros)
+
+
+def record_hash(record: Record) -> int:
+    """A 63-bit hash of a record; the listing version XORs them all."""
+    entry = f'{record.image_id}:{to_micros(record.modified)}:{record.digest}'
+    return int.from_bytes(hashlib.sha256(entry.encode()).digest()[:8], 'big') >> 1
+
+
+def from_url(url: str | None) -> Backend:
+    """The backend a database URL names (None: in memory)."""
+    scheme = (url or 'memory:').partition(':')[0].lower()
+    if scheme == 'memory':
+        from .memory import MemoryBackend
+
+        return MemoryBackend()
+    if scheme == 'sqlite':
+        from .sqlite import SQLiteBackend
+
+        return SQLiteBackend.from_url(url)
+    if scheme in ('postgresql', 'postgres'):
+        try:
+            from .postgresql import PostgreSQLBackend
+        except ImportError as ex:
+            raise ValueError(
+                f'{url!r} needs asyncpg: pip install "asgilook[postgresql]"'
+            ) from ex
+        return PostgreSQLBackend(url)
+    raise ValueError(
+        f'Unsupported database URL {url!r}: use sqlite:///absolute/path.db or '
+        'postgresql://user@host/database (or nothing, for in-memory)'
+    )

@@ -1,0 +1,182 @@
+"""PostgreSQL: many processes on many hosts, image files on shared storage.
+
+asyncpg keeps a small pool per process; every write is one transaction, and
+a commit is durable (PostgreSQL's default ``synchronous_commit``).
+"""
+
+import asyncpg
+
+from . import from_micros
+from . import IdempotencyConflict
+from . import Record
+from . import record_hash
+from . import to_micros
+
+# NOTE: One entry per schema version, applied under an advisory lock so that
+#   processes starting together migrate once.
+MIGRATIONS = [
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        modified BIGINT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        frames INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        color TEXT,
+        placeholder TEXT
+    );
+    CREATE INDEX images_order ON images (modified, id);
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE
+    );
+    CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest BIGINT);
+    INSERT INTO state VALUES (1, 0);
+    """,
+]
+
+_COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
+_MIGRATION_LOCK = 0x617367696C6F6F6B
+
+
+class PostgreSQLBackend:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        if self._pool is None:
+            pool = await asyncpg.create_pool(self._url, min_size=1, max_size=8)
+            async with pool.acquire() as connection:
+                await _migrate(connection)
+            self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def _connection(self):
+        await self.open()
+        return self._pool.acquire()
+
+    async def add(self, record, idempotency=None):
+        async with await self._connection() as connection:
+            try:
+                async with connection.transaction():
+                    return await _add(connection, record, idempotency)
+            except asyncpg.UniqueViolationError:
+                # NOTE: A concurrent request with the same key committed first.
+                remembered = await self.recall(idempotency[0]) if idempotency else None
+                if remembered is None:
+                    raise
+                if remembered[0] != idempotency[1]:
+                    raise IdempotencyConflict(idempotency[0]) from None
+                return remembered[1]
+
+    async def recall(self, key):
+        async with await self._connection() as connection:
+            return await _recall(connection, key)
+
+    async def get(self, image_id):
+        async with await self._connection() as connection:
+            row = await connection.fetchrow(
+                f'SELECT {_COLUMNS} FROM images WHERE id = $1', image_id
+            )
+        return _record(row) if row else None
+
+    async def delete(self, image_id):
+        async with await self._connection() as connection:
+            async with connection.transaction():
+                row = await connection.fetchrow(
+                    f'DELETE FROM images WHERE id = $1 RETURNING {_COLUMNS}', image_id
+                )
+                if row is None:
+                    return False
+                await _xor_digest(connection, _record(row))
+        return True
+
+    async def page(self, limit, after=None):
+        modified, image_id = after or (-(2**63), '')
+        async with await self._connection() as connection:
+            rows = await connection.fetch(
+                f'SELECT {_COLUMNS} FROM images WHERE (modified, id) > ($1, $2) '
+                'ORDER BY modified, id LIMIT $3',
+                modified,
+                image_id,
+                limit,
+            )
+        return [_record(row) for row in rows]
+
+    async def version(self):
+        async with await self._connection() as connection:
+            digest = await connection.fetchval('SELECT digest FROM state')
+        return f'{digest & (2**64 - 1):016x}'
+
+
+async def _migrate(connection):
+    async with connection.transaction():
+        await connection.execute('SELECT pg_advisory_xact_lock($1)', _MIGRATION_LOCK)
+        await connection.execute(
+            'CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)'
+        )
+        version = await connection.fetchval('SELECT max(version) FROM schema_version')
+        for number, script in enumerate(MIGRATIONS[version or 0 :], (version or 0) + 1):
+            await connection.execute(script)
+            await connection.execute('INSERT INTO schema_version VALUES ($1)', number)
+
+
+def _record(row):
+    return Record(
+        row['id'],
+        row['width'],
+        row['height'],
+        from_micros(row['modified']),
+        row['frames'],
+        row['digest'],
+        row['color'],
+        row['placeholder'],
+    )
+
+
+async def _add(connection, record, idempotency):
+    if idempotency:
+        remembered = await _recall(connection, idempotency[0])
+        if remembered:
+            if remembered[0] != idempotency[1]:
+                raise IdempotencyConflict(idempotency[0])
+            return remembered[1]
+    await connection.execute(
+        f'INSERT INTO images ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+        record.image_id,
+        to_micros(record.modified),
+        record.width,
+        record.height,
+        record.frames,
+        record.digest,
+        record.color,
+        record.placeholder,
+    )
+    await _xor_digest(connection, record)
+    if idempotency:
+        await connection.execute(
+            'INSERT INTO idempotency VALUES ($1, $2, $3)', *idempotency, record.image_id
+        )
+    return record
+
+
+async def _xor_digest(connection, record):
+    await connection.execute(
+        'UPDATE state SET digest = digest # $1', record_hash(record)
+    )
+
+
+async def _recall(connection, key):
+    row = await connection.fetchrow(
+        f'SELECT fingerprint, {_COLUMNS} FROM idempotency JOIN images '
+        'ON images.id = idempotency.image_id WHERE key = $1',
+        key,
+    )
+    return (row['fingerprint'], _record(row)) if row else None

@@ -1,0 +1,222 @@
+"""SQLite: embedded, one machine, any number of worker processes.
+
+The standard library's driver runs on one thread of its own, so the event
+loop never waits for the database. WAL mode lets readers and one writer in
+several processes work at once; ``synchronous=FULL`` makes a commit durable.
+"""
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import urllib.parse
+
+from . import from_micros
+from . import IdempotencyConflict
+from . import Record
+from . import record_hash
+from . import to_micros
+
+# NOTE: One entry per schema version; user_version says how far a file got.
+MIGRATIONS = [
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        modified INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        frames INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        color TEXT,
+        placeholder TEXT
+    );
+    CREATE INDEX images_order ON images (modified, id);
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE
+    );
+    CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest INTEGER);
+    INSERT INTO state VALUES (1, 0);
+    """,
+]
+
+_COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
+
+
+class SQLiteBackend:
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix='asgilook-sqlite'
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> 'SQLiteBackend':
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+        if not path.startswith('/') or path == '/':
+            raise ValueError(
+                f'{url!r} is not sqlite:///absolute/path.db (three slashes, then '
+                'an absolute path)'
+            )
+        return cls(path)
+
+    async def open(self) -> None:
+        if self._connection is None:
+            self._connection = await self._run(self._connect)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._run(connection.close)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        connection.execute('PRAGMA journal_mode = WAL')
+        connection.execute('PRAGMA synchronous = FULL')
+        connection.execute('PRAGMA foreign_keys = ON')
+        with _transaction(connection):
+            (version,) = connection.execute('PRAGMA user_version').fetchone()
+            for number, script in enumerate(MIGRATIONS[version:], version + 1):
+                for statement in filter(str.strip, script.split(';')):
+                    connection.execute(statement)
+                connection.execute(f'PRAGMA user_version = {number}')
+        return connection
+
+    async def _run(self, func, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, func, *args)
+
+    async def _call(self, func, *args):
+        await self.open()
+        return await self._run(func, self._connection, *args)
+
+    async def add(self, record, idempotency=None):
+        return await self._call(_add, record, idempotency)
+
+    async def recall(self, key):
+        return await self._call(_recall, key)
+
+    async def get(self, image_id):
+        return await self._call(_get, image_id)
+
+    async def delete(self, image_id):
+        return await self._call(_delete, image_id)
+
+    async def page(self, limit, after=None):
+        return await self._call(_page, limit, after)
+
+    async def version(self):
+        return await self._call(_version)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error."""
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def __enter__(self):
+        # NOTE: IMMEDIATE takes the write lock now, so that two processes
+        #   never both read, then both try to write.
+        self._connection.execute('BEGIN IMMEDIATE')
+        return self._connection
+
+    def __exit__(self, kind, value, traceback):
+        self._connection.execute('COMMIT' if kind is None else 'ROLLBACK')
+
+
+def _record(row):
+    image_id, modified, width, height, frames, digest, color, placeholder = row
+    return Record(
+        image_id,
+        width,
+        height,
+        from_micros(modified),
+        frames,
+        digest,
+        color,
+        placeholder,
+    )
+
+
+def _add(connection, record, idempotency):
+    with _transaction(connection):
+        if idempotency:
+            key, fingerprint = idempotency
+            remembered = _recall(connection, key)
+            if remembered:
+                if remembered[0] != fingerprint:
+                    raise IdempotencyConflict(key)
+                return remembered[1]
+        connection.execute(
+            f'INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            (
+                record.image_id,
+                to_micros(record.modified),
+                record.width,
+                record.height,
+                record.frames,
+                record.digest,
+                record.color,
+                record.placeholder,
+            ),
+        )
+        _xor_digest(connection, record)
+        if idempotency:
+            connection.execute(
+                'INSERT INTO idempotency VALUES (?, ?, ?)',
+                (*idempotency, record.image_id),
+            )
+    return record
+
+
+def _xor_digest(connection, record):
+    # NOTE: SQLite has no XOR operator; (a | b) - (a & b) is one.
+    value = record_hash(record)
+    connection.execute(
+        'UPDATE state SET digest = (digest | ?) - (digest & ?)', (value, value)
+    )
+
+
+def _recall(connection, key):
+    row = connection.execute(
+        f'SELECT fingerprint, {_COLUMNS} FROM idempotency JOIN images '
+        'ON images.id = idempotency.image_id WHERE key = ?',
+        (key,),
+    ).fetchone()
+    return (row[0], _record(row[1:])) if row else None
+
+
+def _get(connection, image_id):
+    row = connection.execute(
+        f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
+    ).fetchone()
+    return _record(row) if row else None
+
+
+def _delete(connection, image_id):
+    with _transaction(connection):
+        record = _get(connection, image_id)
+        if record is None:
+            return False
+        connection.execute('DELETE FROM images WHERE id = ?', (image_id,))
+        _xor_digest(connection, record)
+    return True
+
+
+def _page(connection, limit, after):
+    modified, image_id = after or (-(2**63), '')
+    rows = connection.execute(
+        f'SELECT {_COLUMNS} FROM images WHERE (modified, id) > (?, ?) '
+        'ORDER BY modified, id LIMIT ?',
+        (modified, image_id, -1 if limit is None else limit),
+    )
+    return [_record(row) for row in rows]
+
+
+def _version(connection):
+    (digest,) = connection.execute('SELECT digest FROM state').fetchone()
+    return f'{digest & (2**64 - 1):016x}'

@@ -1,0 +1,95 @@
+"""Image files on disk: atomic writes, removal, and clean-up after a crash."""
+
+import errno
+import os
+import pathlib
+import socket
+import time
+import uuid
+
+from . import errors
+
+# NOTE: Temporary files name their host and process, so that clean-up at
+#   start-up can tell a dead writer's leftovers from a live one's work.
+_HOST = socket.gethostname().replace('.', '_') or 'localhost'
+
+
+def write_atomically(path: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see all of it or nothing.
+
+    The bytes go to a temporary file beside ``path``, are fsynced, and the
+    file is renamed into place (and the directory fsynced); on any failure
+    the temporary file is removed.
+    """
+    temp_path = path.with_name(
+        f'.{path.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp'
+    )
+    try:
+        with open(temp_path, 'xb') as output:
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def remove(path: pathlib.Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def storage_error(ex: OSError) -> errors.AsgilookError:
+    """The domain error for a failed write: full (507) or unavailable (503)."""
+    reason = os.strerror(ex.errno) if ex.errno else type(ex).__name__
+    description = f'The image could not be stored ({reason}). Try again later.'
+    if ex.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return errors.StorageFull(description)
+    return errors.StorageUnavailable(description)
+
+
+def leftovers(
+    directory: pathlib.Path, grace: float
+) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
+    """What a crash may have left in ``directory``.
+
+    Returns the temporary files to remove (their writer is dead, or they are
+    older than ``grace`` seconds), and the image files older than ``grace``,
+    which are orphans unless the index knows them.
+    """
+    dead, old = [], []
+    cutoff = time.time() - grace
+    for path in directory.iterdir():
+        try:
+            stale = path.stat().st_mtime < cutoff
+        except FileNotFoundError:
+            continue
+        if path.name.startswith('.') and path.name.endswith('.tmp'):
+            if stale or _writer_is_dead(path.name):
+                dead.append(path)
+        elif stale and not path.name.startswith('.'):
+            old.append(path)
+    return dead, old
+
+
+def _writer_is_dead(name: str) -> bool:
+    parts = name.split('.')
+    if len(parts) < 6 or parts[-4] != _HOST or not parts[-3].isdigit():
+        return False
+    try:
+        os.kill(int(parts[-3]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def _fsync_directory(path: pathlib.Path) -> None:
+    # NOTE: The rename is only durable once the directory entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
