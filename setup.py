@@ -23,7 +23,11 @@ extras_require = {
         'httpie',
         'uvicorn[standard]>=0.30',
     ],
+    'postgresql': [
+        'asyncpg>=0.29',
+    ],
     'test': [
+        'asyncpg>=0.29',
         'fakeredis>=2.20',
         'httpie',
         'hypothesis>=6.100',

@@ -12,6 +12,7 @@ import pytest
 from asgilook.app import create_app
 from asgilook.config import Config
 
+from .servers import PostgresServer
 from .servers import RedisServer
 
 
@@ -139,3 +140,26 @@ def quadrants_png():
     output = io.BytesIO()
     image.save(output, 'PNG')
     return output.getvalue()
+
+
+@pytest.fixture(scope='session')
+def postgres_server():
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres(postgres_server):
+    postgres_server.reset()
+    return postgres_server
+
+
+@pytest.fixture(params=['memory', 'sqlite', 'postgresql'])
+def database_url(request, tmp_path):
+    """Each backend in turn: in memory, SQLite in a temp file, a real PostgreSQL."""
+    if request.param == 'memory':
+        return None
+    if request.param == 'sqlite':
+        return f'sqlite:///{tmp_path}/asgilook.db'
+    return request.getfixturevalue('postgres').url

@@ -1,5 +1,7 @@
 """Real servers that the test suite starts on a free port and stops itself."""
 
+import asyncio
+import glob
 import http.client
 import os
 import pathlib
@@ -8,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -178,3 +181,66 @@ def read_response(sock):
             break
         body += chunk
     return status, headers, body
+
+
+def postgres_binary(name):
+    """A PostgreSQL server binary: on PATH, or where Debian keeps them."""
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f'/usr/lib/postgresql/*/bin/{name}'), reverse=True)),
+        None,
+    )
+    if found is None:
+        return require_binary(name, 'postgresql')
+    return found
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl) on a free port."""
+
+    def __init__(self):
+        self.initdb = postgres_binary('initdb')
+        self.pg_ctl = postgres_binary('pg_ctl')
+        # NOTE: Not under pytest's tmp_path: as root, the server runs as the
+        #   postgres user, who must be able to reach its directory.
+        self.directory = pathlib.Path(tempfile.mkdtemp(prefix='asgilook-pg-'))
+        self.directory.chmod(0o755)
+        self.port = free_port()
+
+    @property
+    def url(self):
+        return f'postgresql://postgres@127.0.0.1:{self.port}/postgres'
+
+    def _run(self, *command):
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, 'postgres', 'postgres')
+            command = ('runuser', '-u', 'postgres', '--', *command)
+        subprocess.run(command, check=True, capture_output=True)
+
+    def start(self):
+        data = self.directory / 'data'
+        self._run(self.initdb, '-D', str(data), '-A', 'trust', '-U', 'postgres')
+        options = f'-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1'
+        self._run(
+            self.pg_ctl, '-D', str(data), '-l', str(self.directory / 'log'),
+            '-o', options, '-w', 'start',
+        )  # fmt: skip
+        return self
+
+    def stop(self):
+        self._run(self.pg_ctl, '-D', str(self.directory / 'data'), '-m', 'fast', 'stop')
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def reset(self):
+        """Drop asgilook's tables, so that each test starts empty."""
+        import asyncpg
+
+        async def drop():
+            connection = await asyncpg.connect(self.url)
+            try:
+                await connection.execute(
+                    'DROP TABLE IF EXISTS idempotency, images, state, schema_version'
+                )
+            finally:
+                await connection.close()
+
+        asyncio.run(drop())

@@ -95,9 +95,22 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_BACKGROUND', 'not-a-colour'),
         ('ASGI_LOOK_IMAGE_WORKERS', '0'),
         ('ASGI_LOOK_IMAGE_QUEUE', '-1'),
+        ('ASGI_LOOK_DATABASE_URL', 'mysql://localhost/images'),
+        ('ASGI_LOOK_DATABASE_URL', 'sqlite://relative.db'),
     ],
 )
 def test_bad_numbers_fail_at_startup(tmp_path, name, value):
     environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), name: value}
-    with pytest.raises(ValueError, match=f'{name} must be '):
+    with pytest.raises(ValueError, match=f'{name} must be |database URL|sqlite:///'):
         Config(environ=environ)
+
+
+def test_database_url(tmp_path):
+    url = f'sqlite:///{tmp_path}/images.db'
+    config = Config(
+        environ={'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_DATABASE_URL': url}
+    )
+    assert config.database_url == url
+    assert (
+        Config(environ={'ASGI_LOOK_STORAGE_PATH': str(tmp_path)}).database_url is None
+    )

@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from asgilook import files
 from asgilook.files import write_atomically
 
 
@@ -20,3 +21,15 @@ def test_write_failing_midway_removes_the_temp_file(tmp_path):
         write_atomically(path, 'not bytes')
 
     assert os.listdir(tmp_path) == []
+
+
+def test_leftovers_skip_what_vanishes_and_live_writers(tmp_path, monkeypatch):
+    (tmp_path / 'dangling').symlink_to(tmp_path / 'nowhere')
+    other_user = tmp_path / f'.a.{files._HOST}.1.abc.tmp'
+    other_user.write_bytes(b'x')
+
+    def not_yours(pid, signal):
+        raise PermissionError(1, 'Operation not permitted')
+
+    monkeypatch.setattr(files.os, 'kill', not_yours)
+    assert files.leftovers(tmp_path, grace=60) == ([], [])

@@ -1,0 +1,187 @@
+"""The backend contract, run against memory, SQLite and a real PostgreSQL."""
+
+import asyncio
+import datetime
+
+import falcon
+import pytest
+
+from asgilook import backends
+from asgilook import errors
+
+T0 = datetime.datetime(2026, 11, 21, 6, 0, 0, 123456, datetime.timezone.utc)
+
+
+def record(number, seconds=None):
+    return backends.Record(
+        image_id=f'{number:08d}-0000-4000-8000-000000000000',
+        width=640 + number,
+        height=360,
+        modified=T0
+        + datetime.timedelta(seconds=number if seconds is None else seconds),
+        frames=1 + number % 3,
+        digest=f'{number:032x}',
+        color='#102030',
+        placeholder='data:image/jpeg;base64,AAAA',
+    )
+
+
+def run(coroutine_function, *args):
+    return falcon.async_to_sync(coroutine_function, *args)
+
+
+@pytest.fixture
+def backend(database_url):
+    backend = backends.from_url(database_url)
+    run(backend.open)
+    yield backend
+    run(backend.close)
+
+
+def test_add_get_round_trip(backend):
+    stored = run(backend.add, record(1))
+    assert stored == record(1)
+    assert run(backend.get, record(1).image_id) == record(1)
+    assert run(backend.get, 'nope') is None
+
+
+def test_page_order_and_cursor(backend):
+    # NOTE: Inserted out of order; two share a modification time.
+    for number, seconds in [(3, 3), (1, 1), (2, 2), (4, 2), (5, 5)]:
+        run(backend.add, record(number, seconds))
+
+    everything = run(backend.page, None)
+    assert [r.image_id[:8] for r in everything] == [
+        '00000001', '00000002', '00000004', '00000003', '00000005'
+    ]  # fmt: skip
+    first = run(backend.page, 2)
+    assert first == everything[:2]
+    second = run(backend.page, 2, first[-1].position)
+    assert second == everything[2:4]
+    assert run(backend.page, 10, second[-1].position) == everything[4:]
+    assert run(backend.page, 10, everything[-1].position) == []
+
+
+def test_delete(backend):
+    run(backend.add, record(1))
+    run(backend.add, record(2))
+
+    assert run(backend.delete, record(1).image_id) is True
+    assert run(backend.delete, record(1).image_id) is False
+    assert run(backend.get, record(1).image_id) is None
+    assert run(backend.page, None) == [record(2)]
+
+
+def test_version_follows_the_set(backend):
+    empty = run(backend.version)
+    run(backend.add, record(1))
+    one = run(backend.version)
+    run(backend.add, record(2))
+    two = run(backend.version)
+    assert len({empty, one, two}) == 3
+
+    run(backend.delete, record(2).image_id)
+    assert run(backend.version) == one
+    run(backend.delete, record(1).image_id)
+    assert run(backend.version) == empty
+
+
+def test_idempotency(backend):
+    first = run(backend.add, record(1), ('key-1', 'fingerprint-a'))
+    again = run(backend.add, record(2), ('key-1', 'fingerprint-a'))
+
+    assert again == first
+    assert run(backend.get, record(2).image_id) is None
+    assert run(backend.recall, 'key-1') == ('fingerprint-a', first)
+    assert run(backend.recall, 'key-2') is None
+
+    with pytest.raises(errors.IdempotencyKeyReused):
+        run(backend.add, record(3), ('key-1', 'fingerprint-b'))
+
+    # NOTE: Deleting the image frees its key.
+    run(backend.delete, first.image_id)
+    assert run(backend.recall, 'key-1') is None
+    assert run(backend.add, record(4), ('key-1', 'fingerprint-b')) == record(4)
+
+
+def test_reopen_after_close(backend):
+    run(backend.add, record(1))
+    run(backend.close)
+    run(backend.close)
+    assert run(backend.get, record(1).image_id) == record(1)
+
+
+@pytest.mark.parametrize('database_url', ['sqlite', 'postgresql'], indirect=True)
+def test_persistent_backends_survive_a_new_instance(database_url):
+    first = backends.from_url(database_url)
+    run(first.add, record(1), ('key', 'fp'))
+    run(first.close)
+
+    second = backends.from_url(database_url)
+    try:
+        assert run(second.get, record(1).image_id) == record(1)
+        assert run(second.recall, 'key') == ('fp', record(1))
+    finally:
+        run(second.close)
+
+
+@pytest.mark.parametrize(
+    'url',
+    ['mysql://x', 'sqlite://relative.db', 'sqlite:///', 'redis://localhost'],
+)
+def test_bad_urls(url):
+    with pytest.raises(ValueError):
+        backends.from_url(url)
+
+
+@pytest.mark.parametrize('database_url', ['postgresql'], indirect=True)
+@pytest.mark.parametrize('fingerprint', ['fp', 'another'])
+def test_concurrent_idempotent_adds_on_postgresql(database_url, backend, fingerprint):
+    import asyncpg
+
+    async def race():
+        await backend.page(1)
+        rival = await asyncpg.connect(database_url)
+        transaction = rival.transaction()
+        await transaction.start()
+        first = record(1)
+        await rival.execute(
+            'INSERT INTO images VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+            first.image_id, backends.to_micros(first.modified), first.width,
+            first.height, first.frames, first.digest, first.color, first.placeholder,
+        )  # fmt: skip
+        await rival.execute(
+            "INSERT INTO idempotency VALUES ('k', 'fp', $1)", first.image_id
+        )
+        # NOTE: Our add waits on the key's unique index until the rival commits.
+        ours = asyncio.ensure_future(backend.add(record(2), ('k', fingerprint)))
+        await asyncio.sleep(0.3)
+        assert not ours.done()
+        await transaction.commit()
+        await rival.close()
+        return await ours
+
+    if fingerprint == 'fp':
+        assert falcon.async_to_sync(race) == record(1)
+    else:
+        with pytest.raises(errors.IdempotencyKeyReused):
+            falcon.async_to_sync(race)
+    assert run(backend.get, record(2).image_id) is None
+
+
+@pytest.mark.parametrize('database_url', ['postgresql'], indirect=True)
+def test_duplicate_ids_are_refused_on_postgresql(backend):
+    import asyncpg
+
+    run(backend.add, record(1))
+    with pytest.raises(asyncpg.UniqueViolationError):
+        run(backend.add, record(1))
+
+
+def test_postgresql_urls_need_asyncpg(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, 'asyncpg', None)
+    monkeypatch.delitem(sys.modules, 'asgilook.backends.postgresql', raising=False)
+    with pytest.raises(ValueError, match='needs asyncpg'):
+        backends.from_url('postgresql://localhost/x')
