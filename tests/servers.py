@@ -107,7 +107,8 @@ class Service:
 
     ROOT = pathlib.Path(__file__).parent.parent
 
-    def __init__(self, storage_path, **environ):
+    def __init__(self, storage_path, *args, **environ):
+        self.args = args
         self.port = free_port()
         self.storage_path = storage_path
         self.environ = {
@@ -124,19 +125,26 @@ class Service:
         self.process = subprocess.Popen(
             [
                 sys.executable, '-m', 'uvicorn', 'asgilook.asgi:app',
-                '--port', str(self.port),
+                '--port', str(self.port), *self.args,
             ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            # NOTE: Its own process group, so that kill() reaches every worker.
+            start_new_session=True,
         )  # fmt: skip
         wait_for(self._answers, what='uvicorn to answer')
         return self
 
     def stop(self):
         self.process.terminate()
-        self.output = self.process.communicate(timeout=10)[0].decode()
+        self.output = self.process.communicate(timeout=20)[0].decode()
         return self.process.returncode
+
+    def kill(self):
+        """kill -9 the server and all its workers, mid-whatever."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.output = self.process.communicate(timeout=10)[0].decode()
 
     def _answers(self):
         try:

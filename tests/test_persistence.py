@@ -247,3 +247,36 @@ def test_decoded_pixels_come_back_from_every_backend(client):
     ).json
     image = decode(client.simulate_get(created['image']).content)
     assert image.size == (192, 128)
+
+
+def test_paging_is_stable_under_concurrent_inserts(store_config):
+    app = create_app(store_config)
+
+    async def page_while_inserting():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            before = [
+                (await conductor.simulate_post('/images', body=_png(n))).json['id']
+                for n in range(12)
+            ]
+            seen, path, inserted = [], '/images?limit=4', []
+            while path:
+                resp = await conductor.simulate_get(path)
+                seen += [image['id'] for image in resp.json]
+                # NOTE: Two uploads land between every two pages.
+                for n in range(2):
+                    created = await conductor.simulate_post(
+                        '/images', body=_png(20 + n)
+                    )
+                    inserted.append(created.json['id'])
+                link = resp.headers.get('Link')
+                path = link[1 : link.index('>')] if link else None
+            final = [
+                image['id'] for image in (await conductor.simulate_get('/images')).json
+            ]
+            return before, seen, inserted, final
+
+    before, seen, inserted, final = falcon.async_to_sync(page_while_inserting)
+    assert len(seen) == len(set(seen))
+    assert seen[: len(before)] == before
+    assert seen == final[: len(seen)]
+    assert set(seen) - set(before) <= set(inserted)
