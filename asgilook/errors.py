@@ -14,6 +14,7 @@ Exception tree::
     │   ├── CorruptImage         400
     │   ├── IdempotencyKeyReused 422
     │   └── InvalidCursor        400
+    ├── FileMissing              404
     ├── StorageFull              507
     ├── StorageUnavailable       503
     └── Overloaded               503 with Retry-After
@@ -82,6 +83,11 @@ class IdempotencyKeyReused(UploadError):
 
 class InvalidCursor(UploadError):
     title = 'Invalid cursor'
+
+
+class FileMissing(AsgilookError):
+    status = falcon.HTTP_404
+    title = 'Image file missing'
 
 
 class StorageFull(AsgilookError):

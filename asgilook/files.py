@@ -49,6 +49,18 @@ def storage_error(ex: OSError) -> errors.AsgilookError:
     return errors.StorageUnavailable(description)
 
 
+def read_error(ex: OSError) -> errors.AsgilookError:
+    """The domain error for a listed image whose file cannot be read."""
+    if isinstance(ex, FileNotFoundError):
+        return errors.FileMissing(
+            'The image is listed but its file is missing from storage.'
+        )
+    return errors.StorageUnavailable(
+        f'The image could not be read ({os.strerror(ex.errno) if ex.errno else ex}).'
+        ' Try again later.'
+    )
+
+
 def leftovers(
     directory: pathlib.Path, grace: float
 ) -> tuple[list[pathlib.Path], list[pathlib.Path]]:

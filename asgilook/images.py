@@ -5,6 +5,7 @@ import aiofiles.os
 import falcon
 
 from . import conditional
+from . import files
 from . import imaging
 from . import ranges
 from . import uploads
@@ -47,11 +48,15 @@ class Images:
             return
 
         image, byte_range = described
+        try:
+            original = await aiofiles.open(image.path, 'rb')
+        except OSError as ex:
+            raise files.read_error(ex) from ex
         if byte_range is None:
-            resp.stream = await aiofiles.open(image.path, 'rb')
+            resp.stream = original
         else:
             first, last = byte_range
-            resp.stream = _read(image.path, first, last - first + 1)
+            resp.stream = _read(original, first, last - first + 1)
 
     async def on_head_image(self, req, resp, image_id):
         # NOTE: No stream here: Falcon would never read or close it on HEAD.
@@ -89,7 +94,10 @@ class Images:
         if not image:
             raise falcon.HTTPNotFound
 
-        size = (await aiofiles.os.stat(image.path)).st_size
+        try:
+            size = (await aiofiles.os.stat(image.path)).st_size
+        except OSError as ex:
+            raise files.read_error(ex) from ex
         _describe_image(resp, image, image.etag, falcon.MEDIA_JPEG)
         resp.accept_ranges = 'bytes'
         # NOTE: Originals are streamed from disk and never copied into Redis.
@@ -185,12 +193,14 @@ def _validate(req, resp, etag, last_modified):
     return True
 
 
-async def _read(path, start, length):
-    async with aiofiles.open(path, 'rb') as image_file:
-        await image_file.seek(start)
+async def _read(original, start, length):
+    try:
+        await original.seek(start)
         while length > 0:
-            chunk = await image_file.read(min(_CHUNK, length))
+            chunk = await original.read(min(_CHUNK, length))
             if not chunk:
                 break
             length -= len(chunk)
             yield chunk
+    finally:
+        await original.close()

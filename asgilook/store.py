@@ -234,8 +234,7 @@ class Store:
 
     async def _render(self, image, size, ext):
         async with self.workers.slot():
-            async with aiofiles.open(image.path, 'rb') as img_file:
-                data = await img_file.read()
+            data = await read_original(image)
 
             return await self.workers.run(
                 imaging.make_thumbnail, data, size, self._config.jpeg_quality, ext
@@ -331,7 +330,8 @@ class Store:
             #   up is not the place to fail for it.
             logger.warning('Could not look for leftovers in %s: %s', directory, ex)
             return
-        orphans = [path for path in old if await self._backend.get(path.name) is None]
+        known = await self._backend.known([path.name for path in old])
+        orphans = [path for path in old if path.name not in known]
         for path in dead + orphans:
             await self.workers.run(files.remove, path)
         if dead or orphans:
@@ -341,6 +341,15 @@ class Store:
                 len(orphans),
                 directory,
             )
+
+
+async def read_original(image):
+    """The stored JPEG of a listed image; a missing file is a domain error."""
+    try:
+        async with aiofiles.open(image.path, 'rb') as img_file:
+            return await img_file.read()
+    except OSError as ex:
+        raise files.read_error(ex) from ex
 
 
 def _encode_cursor(position):

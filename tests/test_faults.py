@@ -126,3 +126,22 @@ def test_workers_admit_a_bounded_number_of_jobs():
     overloaded = falcon.async_to_sync(fill)
     assert overloaded.headers == {'Retry-After': '1'}
     assert '3 images are being processed' in overloaded.description
+
+
+@pytest.mark.parametrize('broken', ['missing', 'unreadable'])
+def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken):
+    created = client.simulate_post('/images', body=png_image).json
+    path = storage_path / created['id']
+    path.unlink()
+    if broken == 'unreadable':
+        # NOTE: A directory where the file should be: reading it fails (EISDIR).
+        path.mkdir()
+
+    for uri in (created['image'], created['thumbnails'][0]):
+        resp = client.simulate_get(uri)
+        if broken == 'missing':
+            assert resp.status_code == 404
+            assert resp.json['title'] == 'Image file missing'
+        else:
+            assert resp.status_code == 503
+            assert resp.json['title'] == 'Storage unavailable'

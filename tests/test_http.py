@@ -3,6 +3,7 @@
 import base64
 import hashlib
 
+import aiofiles
 import falcon
 import pytest
 
@@ -347,6 +348,7 @@ def test_reading_a_range_stops_at_the_end_of_the_file(tmp_path):
     path.write_bytes(b'0123456789')
 
     async def read():
-        return [chunk async for chunk in _read(path, 4, 1000)]
+        original = await aiofiles.open(path, 'rb')
+        return [chunk async for chunk in _read(original, 4, 1000)]
 
     assert falcon.async_to_sync(read) == [b'456789']

@@ -64,6 +64,9 @@ class Backend(Protocol):
 
     async def get(self, image_id: str) -> Record | None: ...
 
+    async def known(self, image_ids: list[str]) -> set[str]:
+        """Which of these ids have a record (one round trip, or a few)."""
+
     async def delete(self, image_id: str) -> bool:
         """Remove a record (and its idempotency keys); False if absent."""
 

@@ -45,6 +45,9 @@ class MemoryBackend:
     async def get(self, image_id: str) -> Record | None:
         return self._records.get(image_id)
 
+    async def known(self, image_ids: list[str]) -> set[str]:
+        return {image_id for image_id in image_ids if image_id in self._records}
+
     def get_now(self, image_id: str) -> Record | None:
         """The synchronous lookup the tutorial's Store.get() offers."""
         return self._records.get(image_id)

@@ -87,6 +87,13 @@ class PostgreSQLBackend:
             )
         return _record(row) if row else None
 
+    async def known(self, image_ids):
+        async with await self._connection() as connection:
+            rows = await connection.fetch(
+                'SELECT id FROM images WHERE id = ANY($1::text[])', image_ids
+            )
+        return {row['id'] for row in rows}
+
     async def delete(self, image_id):
         async with await self._connection() as connection:
             async with connection.transaction():

@@ -102,6 +102,9 @@ class SQLiteBackend:
     async def get(self, image_id):
         return await self._call(_get, image_id)
 
+    async def known(self, image_ids):
+        return await self._call(_known, image_ids)
+
     async def delete(self, image_id):
         return await self._call(_delete, image_id)
 
@@ -195,6 +198,17 @@ def _get(connection, image_id):
         f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
     ).fetchone()
     return _record(row) if row else None
+
+
+def _known(connection, image_ids):
+    found = set()
+    # NOTE: In batches: SQLite limits how many parameters one statement takes.
+    for start in range(0, len(image_ids), 500):
+        batch = image_ids[start : start + 500]
+        marks = ', '.join('?' * len(batch))
+        rows = connection.execute(f'SELECT id FROM images WHERE id IN ({marks})', batch)
+        found.update(image_id for (image_id,) in rows)
+    return found
 
 
 def _delete(connection, image_id):
