@@ -1,11 +1,8 @@
 import urllib.parse
 
-import aiofiles
-import aiofiles.os
 import falcon
 
 from . import conditional
-from . import files
 from . import imaging
 from . import ranges
 from . import uploads
@@ -48,10 +45,7 @@ class Images:
             return
 
         image, byte_range = described
-        try:
-            original = await aiofiles.open(image.path, 'rb')
-        except OSError as ex:
-            raise files.read_error(ex) from ex
+        original = await self._store.open_original(image)
         if byte_range is None:
             resp.stream = original
         else:
@@ -94,10 +88,7 @@ class Images:
         if not image:
             raise falcon.HTTPNotFound
 
-        try:
-            size = (await aiofiles.os.stat(image.path)).st_size
-        except OSError as ex:
-            raise files.read_error(ex) from ex
+        size = await self._store.original_size(image)
         _describe_image(resp, image, image.etag, falcon.MEDIA_JPEG)
         resp.accept_ranges = 'bytes'
         # NOTE: Originals are streamed from disk and never copied into Redis.

@@ -6,14 +6,13 @@ import hashlib
 import logging
 import pathlib
 
-import aiofiles
 import falcon
 import PIL
 
 from . import backends
 from . import errors
-from . import files
 from . import imaging
+from .blobs import DirectoryBlobs
 from .workers import ImageWorkers
 
 logger = logging.getLogger(__name__)
@@ -21,9 +20,6 @@ logger = logging.getLogger(__name__)
 # NOTE: The purge key (Surrogate-Key, Cache-Tag) of the listing; every image
 #   response carries its image's id instead.
 LISTING_KEY = 'images'
-# NOTE: How old a leftover must be before start-up clean-up takes it: younger
-#   ones may be another process's upload in progress.
-CLEAN_UP_GRACE = 600.0
 
 
 class Image:
@@ -165,6 +161,7 @@ class Store:
         self._cleaned = False
 
         self.workers = workers or ImageWorkers(config.image_workers, config.image_queue)
+        self.blobs = DirectoryBlobs(config, self.workers)
 
     async def open(self):
         """Connect the backend; on the first start, clean up after crashes."""
@@ -234,7 +231,7 @@ class Store:
 
     async def _render(self, image, size, ext):
         async with self.workers.slot():
-            data = await read_original(image)
+            data = await self.blobs.read(image.image_id)
 
             return await self.workers.run(
                 imaging.make_thumbnail, data, size, self._config.jpeg_quality, ext
@@ -269,16 +266,16 @@ class Store:
             color=converted.color,
             placeholder=converted.placeholder,
         )
-        await self._write(image.path, converted.data)
+        await self.blobs.write(image_id, converted.data)
         idempotency = (idempotency_key, fingerprint) if idempotency_key else None
         try:
             record = await self._backend.add(image.to_record(), idempotency)
         except BaseException:
-            await self.workers.run(files.remove, image.path)
+            await self.blobs.remove(image_id)
             raise
         if record.image_id != image_id:
             # NOTE: A concurrent retry with the same key won; ours is surplus.
-            await self.workers.run(files.remove, image.path)
+            await self.blobs.remove(image_id)
             return self._replayed(record)
         return image
 
@@ -295,6 +292,13 @@ class Store:
         image.replayed = True
         return image
 
+    async def open_original(self, image):
+        """A reader of an image's stored JPEG, and its size in bytes."""
+        return await self.blobs.open(image.image_id)
+
+    async def original_size(self, image):
+        return await self.blobs.size(image.image_id)
+
     async def delete(self, image_id):
         """Forget an image and remove its file; False if there was none."""
         record = await self._backend.get(image_id)
@@ -302,54 +306,23 @@ class Store:
             return False
         # NOTE: Forgotten first: from here on nothing serves it, even if the
         #   file outlives this call (an open stream keeps reading it).
-        await self.workers.run(
-            files.remove, Image.from_record(self._config, record).path
-        )
+        await self.blobs.remove(image_id)
         return True
 
-    async def _write(self, path, data):
-        job = self.workers.submit(files.write_atomically, path, data)
-        try:
-            await asyncio.shield(job)
-        except asyncio.CancelledError:
-            # NOTE: The writing thread cannot be stopped; once it is done, take
-            #   back what it wrote, for nobody will be told the image exists.
-            job.add_done_callback(lambda _: self.workers.submit(files.remove, path))
-            raise
-        except OSError as ex:
-            raise files.storage_error(ex) from ex
-
     async def _clean_up(self):
-        directory = pathlib.Path(self._config.storage_path)
         try:
-            dead, old = await self.workers.run(
-                files.leftovers, directory, CLEAN_UP_GRACE
-            )
+            dead, orphans = await self.blobs.clean_up(self._backend.known)
         except OSError as ex:
             # NOTE: Uploads will say what is wrong with the storage; starting
             #   up is not the place to fail for it.
-            logger.warning('Could not look for leftovers in %s: %s', directory, ex)
+            logger.warning('Could not look for leftovers in storage: %s', ex)
             return
-        known = await self._backend.known([path.name for path in old])
-        orphans = [path for path in old if path.name not in known]
-        for path in dead + orphans:
-            await self.workers.run(files.remove, path)
         if dead or orphans:
             logger.warning(
-                'Removed %d unfinished and %d orphaned files from %s',
-                len(dead),
-                len(orphans),
-                directory,
+                'Removed %d unfinished and %d orphaned files from storage',
+                dead,
+                orphans,
             )
-
-
-async def read_original(image):
-    """The stored JPEG of a listed image; a missing file is a domain error."""
-    try:
-        async with aiofiles.open(image.path, 'rb') as img_file:
-            return await img_file.read()
-    except OSError as ex:
-        raise files.read_error(ex) from ex
 
 
 def _encode_cursor(position):

@@ -180,6 +180,9 @@ def test_store_keeps_aware_utc_modified_times(config, png_image):
     image = falcon.async_to_sync(store.save, FIRST_ID, png_image)
 
     assert image.modified.tzinfo is datetime.timezone.utc
+    # NOTE: The tutorial's Image.path: where the stored JPEG is.
+    assert image.path == config.storage_path / FIRST_ID
+    assert image.path.read_bytes()[:2] == b'\xff\xd8'
     assert [item.serialize() for item in store.list_images()] == [image.serialize()]
     assert store.get(FIRST_ID).serialize() == image.serialize()
 

@@ -1,0 +1,104 @@
+"""Where image bytes live: a small interface, and the directory behind it.
+
+The store keeps its index in a backend (``backends/``) and its bytes in
+blobs. Today the blobs are files in ``storage_path``, a local directory or
+one that several hosts mount; an object store would be another class with
+the same five methods.
+"""
+
+import asyncio
+from collections.abc import Awaitable
+from collections.abc import Callable
+import pathlib
+from typing import Any
+from typing import Protocol
+
+import aiofiles
+import aiofiles.os
+
+from . import files
+
+
+class Blobs(Protocol):
+    """The contract a place for image bytes keeps."""
+
+    async def write(self, name: str, data: bytes) -> None:
+        """Store ``data`` durably, all or nothing, before returning."""
+
+    async def read(self, name: str) -> bytes: ...
+
+    async def open(self, name: str) -> Any:
+        """A reader (``seek``, ``read``, ``close``, all awaitable) for streaming."""
+
+    async def size(self, name: str) -> int: ...
+
+    async def remove(self, name: str) -> None:
+        """Remove a blob; one that is already gone is no error."""
+
+    async def clean_up(
+        self, known: Callable[[list[str]], Awaitable[set[str]]]
+    ) -> tuple[int, int]:
+        """Remove what crashes left behind; say how many unfinished and orphans."""
+
+
+class DirectoryBlobs:
+    """Image files in ``config.storage_path``, written atomically."""
+
+    # NOTE: How old a leftover must be before clean-up takes it: younger ones
+    #   may be another process's upload in progress.
+    GRACE = 600.0
+
+    def __init__(self, config, workers) -> None:
+        self._config = config
+        self._workers = workers
+
+    def path(self, name: str) -> pathlib.Path:
+        # NOTE: Read at every call: tests written for the tutorial set
+        #   storage_path (to a str, even) after Config() is made.
+        return pathlib.Path(self._config.storage_path) / name
+
+    async def write(self, name: str, data: bytes) -> None:
+        path = self.path(name)
+        job = self._workers.submit(files.write_atomically, path, data)
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # NOTE: The writing thread cannot be stopped; once it is done, take
+            #   back what it wrote, for nobody will be told the image exists.
+            job.add_done_callback(lambda _: self._workers.submit(files.remove, path))
+            raise
+        except OSError as ex:
+            raise files.storage_error(ex) from ex
+
+    async def read(self, name: str) -> bytes:
+        try:
+            async with aiofiles.open(self.path(name), 'rb') as blob:
+                return await blob.read()
+        except OSError as ex:
+            raise files.read_error(ex) from ex
+
+    async def open(self, name: str) -> Any:
+        try:
+            return await aiofiles.open(self.path(name), 'rb')
+        except OSError as ex:
+            raise files.read_error(ex) from ex
+
+    async def size(self, name: str) -> int:
+        try:
+            return (await aiofiles.os.stat(self.path(name))).st_size
+        except OSError as ex:
+            raise files.read_error(ex) from ex
+
+    async def remove(self, name: str) -> None:
+        await self._workers.run(files.remove, self.path(name))
+
+    async def clean_up(
+        self, known: Callable[[list[str]], Awaitable[set[str]]]
+    ) -> tuple[int, int]:
+        directory = self.path('')
+        dead, old = await self._workers.run(files.leftovers, directory, self.GRACE)
+        listed = await known([path.name for path in old])
+        orphans = [path for path in old if path.name not in listed]
+        for path in dead + orphans:
+            await self._workers.run(files.remove, path)
+        return len(dead), len(orphans)
