@@ -7,8 +7,12 @@ the same five methods.
 """
 
 import asyncio
+from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
+import contextlib
+from contextlib import AbstractAsyncContextManager
+import os
 import pathlib
 from typing import Any
 from typing import Protocol
@@ -35,10 +39,21 @@ class Blobs(Protocol):
     async def remove(self, name: str) -> None:
         """Remove a blob; one that is already gone is no error."""
 
+    def removing(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Take a blob out of sight for the block; gone if it ends well.
+
+        Raises a storage error (and changes nothing) when the blob cannot be
+        taken away; puts it back when the block raises.
+        """
+
     async def clean_up(
-        self, known: Callable[[list[str]], Awaitable[set[str]]]
+        self, known: Callable[[list[str]], Awaitable[set[str]]] | None
     ) -> tuple[int, int]:
-        """Remove what crashes left behind; say how many unfinished and orphans."""
+        """Remove what crashes left behind; say how many unfinished and orphans.
+
+        ``known`` tells which names the index lists; without one (an index
+        that does not outlive its process), no file counts as an orphan.
+        """
 
 
 class DirectoryBlobs:
@@ -92,13 +107,36 @@ class DirectoryBlobs:
     async def remove(self, name: str) -> None:
         await self._workers.run(files.remove, self.path(name))
 
+    @contextlib.asynccontextmanager
+    async def removing(self, name: str) -> AsyncIterator[None]:
+        path = self.path(name)
+        # NOTE: Renamed aside first: a rename fails early (read-only storage)
+        #   and is undone easily; a leftover is cleaned up at start-up.
+        tomb = path.with_name(files.temporary_name(path.name))
+        try:
+            await self._workers.run(os.replace, path, tomb)
+        except FileNotFoundError:
+            tomb = None
+        except OSError as ex:
+            raise files.storage_error(ex) from ex
+        try:
+            yield
+        except BaseException:
+            if tomb is not None:
+                await self._workers.run(os.replace, tomb, path)
+            raise
+        if tomb is not None:
+            await self._workers.run(files.remove, tomb)
+
     async def clean_up(
-        self, known: Callable[[list[str]], Awaitable[set[str]]]
+        self, known: Callable[[list[str]], Awaitable[set[str]]] | None
     ) -> tuple[int, int]:
         directory = self.path('')
         dead, old = await self._workers.run(files.leftovers, directory, self.GRACE)
-        listed = await known([path.name for path in old])
-        orphans = [path for path in old if path.name not in listed]
+        listed = await known([path.name for path in old]) if known else None
+        orphans = [
+            path for path in old if listed is not None and path.name not in listed
+        ]
         for path in dead + orphans:
             await self._workers.run(files.remove, path)
         return len(dead), len(orphans)

@@ -127,6 +127,9 @@ class RedisCache:
         try:
             if req_succeeded:
                 await self._store_or_invalidate(req, resp)
+            elif req.method in self.CACHE_ON:
+                # NOTE: Errors are answered afresh every time.
+                resp.set_header(self.CACHE_HEADER, 'Bypass')
         except _Unavailable:
             # NOTE: The response itself is fine; only the cache missed out.
             if req.method in self.CACHE_ON:

@@ -26,6 +26,7 @@ class Config:
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
     DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
     DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
+    DEFAULT_MAX_UPLOADS = 16
 
     def __init__(self, environ=None):
         # NOTE: Tests pass their own mapping so they never touch os.environ.
@@ -65,6 +66,9 @@ class Config:
         )
         self.image_queue = env.integer(
             'ASGI_LOOK_IMAGE_QUEUE', self.DEFAULT_IMAGE_QUEUE, low=0
+        )
+        self.max_uploads = env.integer(
+            'ASGI_LOOK_MAX_UPLOADS', self.DEFAULT_MAX_UPLOADS
         )
         self.database_url = env.database_url('ASGI_LOOK_DATABASE_URL')
         self.cache_max_entry_bytes = env.integer(

@@ -4,6 +4,7 @@ import errno
 import os
 import pathlib
 import socket
+import stat
 import time
 import uuid
 
@@ -21,9 +22,7 @@ def write_atomically(path: pathlib.Path, data: bytes) -> None:
     file is renamed into place (and the directory fsynced); on any failure
     the temporary file is removed.
     """
-    temp_path = path.with_name(
-        f'.{path.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp'
-    )
+    temp_path = path.with_name(temporary_name(path.name))
     try:
         with open(temp_path, 'xb') as output:
             output.write(data)
@@ -34,6 +33,11 @@ def write_atomically(path: pathlib.Path, data: bytes) -> None:
         temp_path.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def temporary_name(name: str) -> str:
+    """A hidden name for a file in the making (or the unmaking)."""
+    return f'.{name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp'
 
 
 def remove(path: pathlib.Path) -> None:
@@ -67,22 +71,39 @@ def leftovers(
     """What a crash may have left in ``directory``.
 
     Returns the temporary files to remove (their writer is dead, or they are
-    older than ``grace`` seconds), and the image files older than ``grace``,
-    which are orphans unless the index knows them.
+    older than ``grace`` seconds), and the image files (named by a UUID)
+    older than ``grace``, which are orphans unless the index knows them.
     """
     dead, old = [], []
     cutoff = time.time() - grace
     for path in directory.iterdir():
-        try:
-            stale = path.stat().st_mtime < cutoff
-        except FileNotFoundError:
+        status = _status(path)
+        # NOTE: Only regular files this service could have written: never a
+        #   directory (lost+found), a link, or a file of anyone else's.
+        if status is None or not stat.S_ISREG(status.st_mode):
             continue
+        stale = status.st_mtime < cutoff
         if path.name.startswith('.') and path.name.endswith('.tmp'):
             if stale or _writer_is_dead(path.name):
                 dead.append(path)
-        elif stale and not path.name.startswith('.'):
+        elif stale and _is_image_name(path.name):
             old.append(path)
     return dead, old
+
+
+def _status(path: pathlib.Path) -> os.stat_result | None:
+    # NOTE: Other processes rename their temporary files away all the time.
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+
+
+def _is_image_name(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
 
 def _writer_is_dead(name: str) -> bool:

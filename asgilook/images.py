@@ -7,6 +7,7 @@ from . import imaging
 from . import ranges
 from . import uploads
 from .store import LISTING_KEY
+from .workers import Gate
 
 # NOTE: An image's URL never changes meaning: a new upload gets a new id.
 IMMUTABLE = 'public, max-age=31536000, immutable'
@@ -20,6 +21,7 @@ class Images:
     def __init__(self, config, store):
         self._config = config
         self._store = store
+        self._uploads = Gate(config.max_uploads, 'uploads')
 
     async def on_get(self, req, resp):
         limit = req.get_param_as_int('limit', min_value=1, max_value=MAX_PAGE)
@@ -62,9 +64,10 @@ class Images:
         resp.status = falcon.HTTP_204
 
     async def on_post(self, req, resp):
-        # NOTE: The slot is taken before the body is read, so that a crowd of
-        #   uploads is turned away before it fills the memory.
-        async with self._store.workers.slot():
+        # NOTE: A place is taken before the body is read, so that a crowd of
+        #   uploads is turned away before it fills the memory; slow bodies
+        #   hold these places only, never the image workers' (see Store.save).
+        async with self._uploads.enter():
             data = await uploads.read_upload(
                 req, self._config.max_upload_bytes, self._config.upload_timeout
             )

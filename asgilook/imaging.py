@@ -29,6 +29,9 @@ THUMBNAIL_FORMATS = {
     **({'avif': 'AVIF'} if PIL.features.check('avif') else {}),
 }
 MEDIA_TYPES = {'jpeg': 'image/jpeg', 'webp': 'image/webp', 'avif': 'image/avif'}
+# NOTE: The longest side each encoder can write (WebP's is 14 bits; AVIF is
+#   held to the same, the most its common decoders accept by default).
+MAX_SIDE = {'JPEG': 65500, 'WEBP': 16383, 'AVIF': 16383}
 _QUALITY = {'WEBP': 80, 'AVIF': 60}
 
 _ALPHA_MODES = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
@@ -132,6 +135,12 @@ def open_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
     if width * height > max_pixels:
         image.close()
         raise _too_many_pixels(max_pixels, image.size)
+    if max(width, height) > MAX_SIDE['JPEG']:
+        image.close()
+        raise errors.TooManyPixels(
+            f'The image is {width}x{height}; no side may be longer than '
+            f'{MAX_SIDE["JPEG"]} pixels (the largest a JPEG can be).'
+        )
     return image
 
 

@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import logging
 import pathlib
+import uuid
 
 import falcon
 import PIL
@@ -120,7 +121,11 @@ class Image:
         other formats start with the full size.
         """
         sizes = list(reductions(self.size, self._config.min_thumb_size))
-        return sizes if ext == 'jpeg' else [tuple(self.size), *sizes]
+        if ext != 'jpeg':
+            sizes.insert(0, tuple(self.size))
+        # NOTE: A size the encoder cannot write is not offered at all.
+        longest = imaging.MAX_SIDE[imaging.THUMBNAIL_FORMATS[ext]]
+        return [size for size in sizes if max(size) <= longest]
 
     def srcset(self, ext):
         """An ``srcset`` attribute value with ``w`` descriptors, largest first."""
@@ -183,8 +188,11 @@ class Store:
     def list_images(self):
         return [Image.from_record(self._config, r) for r in self._memory().all_now()]
 
+    def _memory_only(self):
+        return hasattr(self._backend, 'get_now')
+
     def _memory(self):
-        if not hasattr(self._backend, 'get_now'):
+        if not self._memory_only():
             raise TypeError(
                 'Store.get() and Store.list_images() only work on the in-memory '
                 'backend; await Store.find() and Store.page() instead'
@@ -255,7 +263,8 @@ class Store:
             background=self._config.background,
             quality=self._config.jpeg_quality,
         )
-        converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
+        async with self.workers.slot():
+            converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
 
         image = Image(
             self._config,
@@ -301,17 +310,19 @@ class Store:
 
     async def delete(self, image_id):
         """Forget an image and remove its file; False if there was none."""
-        record = await self._backend.get(image_id)
-        if record is None or not await self._backend.delete(image_id):
+        if await self._backend.get(image_id) is None:
             return False
-        # NOTE: Forgotten first: from here on nothing serves it, even if the
-        #   file outlives this call (an open stream keeps reading it).
-        await self.blobs.remove(image_id)
-        return True
+        # NOTE: The file is taken aside before the record goes, and put back
+        #   if the record cannot go: never a listed image without its file,
+        #   nor a file without its listing.
+        async with self.blobs.removing(image_id):
+            return await self._backend.delete(image_id)
 
     async def _clean_up(self):
         try:
-            dead, orphans = await self.blobs.clean_up(self._backend.known)
+            # NOTE: An in-memory index starts empty: it cannot tell orphans.
+            known = None if self._memory_only() else self._backend.known
+            dead, orphans = await self.blobs.clean_up(known)
         except OSError as ex:
             # NOTE: Uploads will say what is wrong with the storage; starting
             #   up is not the place to fail for it.
@@ -336,7 +347,12 @@ def _decode_cursor(cursor):
     try:
         text = base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)).decode()
         micros, image_id = text.split(':', 1)
-        return int(micros), image_id
+        position = int(micros), str(uuid.UUID(image_id))
+        # NOTE: Only what this service could have handed out: a 64-bit time
+        #   and the canonical spelling of a UUID.
+        if not -(2**63) <= position[0] < 2**63 or position[1] != image_id:
+            raise ValueError(cursor)
+        return position
     except (binascii.Error, UnicodeDecodeError, ValueError) as ex:
         raise errors.InvalidCursor(
             f'The cursor {cursor[:100]!r} is not one this service gave out; '

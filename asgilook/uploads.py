@@ -50,7 +50,7 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int, timeout: float) ->
 
     try:
         await asyncio.wait_for(receive(), timeout)
-    except TimeoutError as ex:
+    except asyncio.TimeoutError as ex:  # noqa: UP041 (Python 3.10)
         raise errors.UploadTimeout(
             f'The request body did not arrive within {timeout:g} seconds.'
         ) from ex
@@ -77,9 +77,13 @@ def form_file(body: bytes, content_type: str) -> bytes:
     try:
         form = _FORMS.deserialize(io.BytesIO(body), content_type, len(body))
         parts = [(part.filename is not None, part.stream.read()) for part in form]
-    except (falcon.HTTPError, falcon.media.multipart.MultipartParseError) as ex:
+    except falcon.HTTPError as ex:
         raise errors.MalformedForm(
             f'The {_FORM} body could not be parsed ({ex.description or ex.title}).'
+        ) from ex
+    except UnicodeDecodeError as ex:
+        raise errors.MalformedForm(
+            f'A part of the {_FORM} body has a name that is not UTF-8.'
         ) from ex
 
     files = [data for is_file, data in parts if is_file]

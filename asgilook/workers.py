@@ -1,4 +1,4 @@
-"""A bounded pool for image work, that says no rather than queue forever."""
+"""Bounded places for work, that say no rather than queue forever."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -9,6 +9,32 @@ from typing import Any
 
 from . import errors
 
+RETRY_AFTER = 1
+
+
+class Gate:
+    """Admits up to ``capacity`` holders at once; the next one gets a 503."""
+
+    def __init__(self, capacity: int, busy: str) -> None:
+        self.capacity = capacity
+        self.admitted = 0
+        self._busy = busy
+
+    @contextlib.asynccontextmanager
+    async def enter(self) -> AsyncIterator[None]:
+        """Hold one of the places for the duration of the block."""
+        if self.admitted >= self.capacity:
+            raise errors.Overloaded(
+                f'Too many {self._busy} at once ({self.capacity}); '
+                f'retry in {RETRY_AFTER} s.',
+                retry_after=RETRY_AFTER,
+            )
+        self.admitted += 1
+        try:
+            yield
+        finally:
+            self.admitted -= 1
+
 
 class ImageWorkers:
     """Runs Pillow work on a few threads and admits a bounded number of jobs.
@@ -18,34 +44,20 @@ class ImageWorkers:
     so memory stays bounded however many clients send images.
     """
 
-    RETRY_AFTER = 1
-
     def __init__(self, max_workers: int, max_queue: int) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers, thread_name_prefix='asgilook-image'
         )
-        self._capacity = max_workers + max_queue
-        self._admitted = 0
+        self._gate = Gate(max_workers + max_queue, 'images being processed')
 
     @property
     def admitted(self) -> int:
         """How many jobs hold a slot now."""
-        return self._admitted
+        return self._gate.admitted
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold one of the bounded places for the duration of a job."""
-        if self._admitted >= self._capacity:
-            raise errors.Overloaded(
-                f'{self._capacity} images are being processed already; '
-                f'retry in {self.RETRY_AFTER} s.',
-                retry_after=self.RETRY_AFTER,
-            )
-        self._admitted += 1
-        try:
-            yield
-        finally:
-            self._admitted -= 1
+        return self._gate.enter()
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` on the pool's threads."""

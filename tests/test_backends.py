@@ -62,6 +62,14 @@ def test_page_order_and_cursor(backend):
     assert run(backend.page, 10, everything[-1].position) == []
 
 
+def test_known(backend):
+    run(backend.add, record(1))
+    run(backend.add, record(2))
+    ids = [record(n).image_id for n in range(1, 4)]
+    assert run(backend.known, ids) == set(ids[:2])
+    assert run(backend.known, []) == set()
+
+
 def test_delete(backend):
     run(backend.add, record(1))
     run(backend.add, record(2))

@@ -26,6 +26,8 @@ def test_defaults(tmp_path, monkeypatch):
     assert config.background == (255, 255, 255)
     assert config.image_workers == (os.cpu_count() or 1)
     assert config.image_queue == 4 * config.image_workers
+    assert config.max_uploads == 16
+    assert config.database_url is None
 
 
 def test_tutorial_class_attributes():
@@ -50,6 +52,7 @@ def test_environment_overrides(tmp_path):
             'ASGI_LOOK_BACKGROUND': '#102030',
             'ASGI_LOOK_IMAGE_WORKERS': '3',
             'ASGI_LOOK_IMAGE_QUEUE': '0',
+            'ASGI_LOOK_MAX_UPLOADS': '2',
         }
     )
 
@@ -66,6 +69,7 @@ def test_environment_overrides(tmp_path):
     assert config.background == (0x10, 0x20, 0x30)
     assert config.image_workers == 3
     assert config.image_queue == 0
+    assert config.max_uploads == 2
 
 
 def test_reads_os_environ_by_default(tmp_path, monkeypatch):
@@ -95,6 +99,7 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_BACKGROUND', 'not-a-colour'),
         ('ASGI_LOOK_IMAGE_WORKERS', '0'),
         ('ASGI_LOOK_IMAGE_QUEUE', '-1'),
+        ('ASGI_LOOK_MAX_UPLOADS', '0'),
         ('ASGI_LOOK_DATABASE_URL', 'mysql://localhost/images'),
         ('ASGI_LOOK_DATABASE_URL', 'sqlite://relative.db'),
     ],

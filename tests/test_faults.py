@@ -3,11 +3,15 @@
 import asyncio
 import os
 import subprocess
+import time
 
 import falcon
+import falcon.testing
 import pytest
 
 from asgilook import errors
+from asgilook import imaging
+from asgilook.app import create_app
 from asgilook.store import Store
 from asgilook.workers import ImageWorkers
 
@@ -125,7 +129,9 @@ def test_workers_admit_a_bounded_number_of_jobs():
 
     overloaded = falcon.async_to_sync(fill)
     assert overloaded.headers == {'Retry-After': '1'}
-    assert '3 images are being processed' in overloaded.description
+    assert overloaded.description == (
+        'Too many images being processed at once (3); retry in 1 s.'
+    )
 
 
 @pytest.mark.parametrize('broken', ['missing', 'unreadable'])
@@ -145,3 +151,74 @@ def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken
         else:
             assert resp.status_code == 503
             assert resp.json['title'] == 'Storage unavailable'
+
+
+def test_renders_beyond_the_workers_capacity_get_503(config, png_image, monkeypatch):
+    config.image_workers, config.image_queue = 1, 0
+    app = create_app(config)
+    created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
+    render = imaging.make_thumbnail
+
+    def slow(*args):
+        time.sleep(0.3)
+        return render(*args)
+
+    monkeypatch.setattr(imaging, 'make_thumbnail', slow)
+
+    async def two_at_once():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            return await asyncio.gather(
+                *(conductor.simulate_get(uri) for uri in created.json['thumbnails'])
+            )
+
+    responses = falcon.async_to_sync(two_at_once)
+    assert sorted(resp.status_code for resp in responses) == [200, 503]
+    busy = next(resp for resp in responses if resp.status_code == 503)
+    assert busy.headers['Retry-After'] == '1'
+    assert busy.json['description'] == (
+        'Too many images being processed at once (1); retry in 1 s.'
+    )
+
+
+def test_delete_on_read_only_storage_changes_nothing(client, small_disk, png_image):
+    created = client.simulate_post('/images', body=png_image).json
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_disk)], check=True)
+
+    resp = client.simulate_delete(created['image'])
+    assert resp.status_code == 503
+    assert 'Read-only file system' in resp.json['description']
+    assert client.simulate_get('/images').json == [created]
+    assert client.simulate_get(created['image']).status_code == 200
+
+    subprocess.run(['mount', '-o', 'remount,rw', str(small_disk)], check=True)
+    assert client.simulate_delete(created['image']).status_code == 204
+    assert os.listdir(small_disk) == []
+
+
+def test_failed_record_delete_puts_the_file_back(config, storage_path, png_image):
+    store = Store(config)
+    image = falcon.async_to_sync(store.save, 'kept', png_image)
+
+    async def refuse(image_id):
+        raise ConnectionResetError('the database went away (fake)')
+
+    store._backend.delete = refuse
+    with pytest.raises(ConnectionResetError):
+        falcon.async_to_sync(store.delete, 'kept')
+    assert os.listdir(storage_path) == ['kept']
+    assert image.path.read_bytes()[:2] == b'\xff\xd8'
+    assert store.get('kept') is not None
+
+    # NOTE: And when the file was gone already, there is nothing to put back.
+    image.path.unlink()
+    with pytest.raises(ConnectionResetError):
+        falcon.async_to_sync(store.delete, 'kept')
+    assert os.listdir(storage_path) == []
+
+
+def test_deleting_an_image_whose_file_is_gone(client, storage_path, png_image):
+    created = client.simulate_post('/images', body=png_image).json
+    (storage_path / created['id']).unlink()
+
+    assert client.simulate_delete(created['image']).status_code == 204
+    assert client.simulate_get('/images').json == []

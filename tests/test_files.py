@@ -33,3 +33,7 @@ def test_leftovers_skip_what_vanishes_and_live_writers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(files.os, 'kill', not_yours)
     assert files.leftovers(tmp_path, grace=60) == ([], [])
+
+
+def test_files_that_vanish_while_listed_are_passed_over(tmp_path):
+    assert files._status(tmp_path / 'renamed-away') is None

@@ -5,6 +5,7 @@ import hashlib
 
 import aiofiles
 import falcon
+import PIL.Image
 import pytest
 
 from asgilook import imaging
@@ -352,3 +353,18 @@ def test_reading_a_range_stops_at_the_end_of_the_file(tmp_path):
         return [chunk async for chunk in _read(original, 4, 1000)]
 
     assert falcon.async_to_sync(read) == [b'456789']
+
+
+def test_derived_sizes_stop_at_what_the_encoder_can_write(client):
+    image = corpus.encode(PIL.Image.new('RGB', (17_000, 300), (9, 99, 199)), 'PNG')
+    created = client.simulate_post('/images', body=image).json
+
+    webp = _candidates(created['srcset']['webp'])
+    assert [width for _, width in webp][:2] == [8500, 4250]
+    for uri, _ in webp[:1]:
+        assert client.simulate_get(uri).status_code == 200
+    assert (
+        client.simulate_get(f'/thumbnails/{created["id"]}/17000x300.webp').status_code
+        == 404
+    )
+    assert _candidates(created['srcset']['jpeg'])[0][1] == 17_000

@@ -170,6 +170,13 @@ def test_options_does_not_poison_the_cache(client):
     assert resp.json == []
 
 
+def test_errors_are_never_cached(client):
+    for _ in range(2):
+        resp = client.simulate_get('/images/1a256a8a-2063-46ff-b53f-d04d5bcf5eee.jpeg')
+        assert resp.status_code == 404
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
 def test_unsupported_methods(client):
     assert client.simulate_put('/images').status_code == 405
     assert client.simulate_delete('/images').status_code == 405

@@ -1,6 +1,7 @@
 """The service over each backend: durable, idempotent, paged, cleaned up."""
 
 import asyncio
+import base64
 import os
 import time
 import urllib.parse
@@ -154,6 +155,25 @@ def test_cursor_alone_takes_the_default_page_size(client):
         ('limit=x', 'limit'),
         ('cursor=not-a-cursor', 'cursor'),
         ('limit=5&cursor=%25%25%25', 'cursor'),
+        (
+            'cursor=' + base64.urlsafe_b64encode(b'99999999999999999999:x').decode(),
+            'cursor',
+        ),
+        (
+            'cursor='
+            + base64.urlsafe_b64encode(
+                b'99999999999999999999:00000000-0000-4000-8000-000000000000'
+            ).decode(),
+            'cursor',
+        ),
+        ('cursor=' + base64.urlsafe_b64encode(b'1:\x00').decode(), 'cursor'),
+        (
+            'cursor='
+            + base64.urlsafe_b64encode(
+                b'1:00000000-0000-4000-8000-00000000000A'
+            ).decode(),
+            'cursor',
+        ),
     ],
 )
 def test_bad_paging_parameters(client, query, fragment):
@@ -181,39 +201,40 @@ def test_pages_have_their_own_validators(client):
 
 
 def test_start_up_cleans_up_after_a_crash(store_config, storage_path, caplog):
+    kept_id = '00000000-0000-4000-8000-00000000000a'
     keep = Store(store_config)
-    falcon.async_to_sync(keep.save, 'kept', _png(1))
+    falcon.async_to_sync(keep.save, kept_id, _png(1))
 
     dead_temp = storage_path / f'.x.{files._HOST}.999999999.abc.tmp'
     live_temp = storage_path / f'.y.{files._HOST}.{os.getpid()}.abc.tmp'
     foreign_temp = storage_path / '.z.elsewhere.1.abc.tmp'
     old_temp = storage_path / '.w.elsewhere.1.abc.tmp'
-    old_orphan = storage_path / 'orphan-old'
-    young_orphan = storage_path / 'orphan-young'
-    for path in (
-        dead_temp,
-        live_temp,
-        foreign_temp,
-        old_temp,
-        old_orphan,
-        young_orphan,
-    ):
+    old_orphan = storage_path / '00000000-0000-4000-8000-00000000000b'
+    young_orphan = storage_path / '00000000-0000-4000-8000-00000000000c'
+    not_ours = storage_path / 'notes.txt'
+    for path in (dead_temp, live_temp, foreign_temp, old_temp, old_orphan):
         path.write_bytes(b'partial')
+    for path in (young_orphan, not_ours):
+        path.write_bytes(b'partial')
+    (storage_path / 'lost+found').mkdir()
     long_ago = time.time() - 3600
-    for path in (old_temp, old_orphan, storage_path / 'kept'):
+    for path in (old_temp, old_orphan, not_ours, storage_path / kept_id):
         os.utime(path, (long_ago, long_ago))
+    os.utime(storage_path / 'lost+found', (long_ago, long_ago))
 
-    if store_config.database_url:
-        client = falcon.testing.TestClient(create_app(store_config))
-        assert client.simulate_get('/images').status_code == 200
-    else:
-        # NOTE: In memory, a new app knows nothing: only this store knows 'kept'.
-        falcon.async_to_sync(keep.open)
+    client = falcon.testing.TestClient(create_app(store_config))
+    assert client.simulate_get('/images').status_code == 200
 
+    survivors = [live_temp, foreign_temp, young_orphan, not_ours, kept_id, 'lost+found']
+    if store_config.database_url is None:
+        # NOTE: An in-memory index starts empty: every image file looks like
+        #   an orphan to it, so it takes none of them.
+        survivors.append(old_orphan)
     assert sorted(os.listdir(storage_path)) == sorted(
-        [live_temp.name, foreign_temp.name, young_orphan.name, 'kept']
+        getattr(path, 'name', path) for path in survivors
     )
-    assert 'Removed 2 unfinished and 1 orphaned files' in caplog.text
+    orphans = 0 if store_config.database_url is None else 1
+    assert f'Removed 2 unfinished and {orphans} orphaned files' in caplog.text
 
 
 def test_synchronous_accessors_need_the_memory_backend(store_config):

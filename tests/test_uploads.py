@@ -248,3 +248,24 @@ def test_running_out_of_memory_while_decoding_is_422(monkeypatch):
     monkeypatch.setattr(imaging, 'to_srgb', exhausted)
     with pytest.raises(errors.TooManyPixels, match='too many pixels to decode'):
         imaging.convert_to_jpeg(corpus.encode(corpus.pattern(), 'PNG'))
+
+
+def test_sides_longer_than_a_jpeg_can_be(client, config, storage_path):
+    config.max_pixels = 10**9
+    body = corpus.encode(PIL.Image.new('1', (70_000, 10)), 'PNG')
+    resp = post(client, body)
+    assert_rejected(client, storage_path, resp, 422, 'no side may be longer than 65500')
+
+
+def test_multipart_names_that_are_not_utf8(client, storage_path):
+    png = corpus.encode(corpus.pattern(), 'PNG')
+    for header in (b'filename="caf\xe9.png"', b'name="im\xe9"'):
+        body = (
+            b'--XyZ\r\nContent-Disposition: form-data; name="image"; '
+            + header
+            + b'\r\n\r\n'
+            + png
+            + b'\r\n--XyZ--\r\n'
+        )
+        resp = post(client, body, 'multipart/form-data; boundary=XyZ')
+        assert_rejected(client, storage_path, resp, 400, 'not UTF-8')
