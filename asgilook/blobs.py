@@ -56,6 +56,11 @@ class Blobs(Protocol):
         """
 
 
+# NOTE: Where derived images (thumbnails, other formats) are kept, one
+#   directory per image, so that they go with it in one step.
+DERIVED = 'derived'
+
+
 class DirectoryBlobs:
     """Image files in ``config.storage_path``, written atomically."""
 
@@ -74,7 +79,7 @@ class DirectoryBlobs:
 
     async def write(self, name: str, data: bytes) -> None:
         path = self.path(name)
-        job = self._workers.submit(files.write_atomically, path, data)
+        job = self._workers.submit(files.write_atomically, path, data, self.path(''))
         try:
             await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -107,6 +112,9 @@ class DirectoryBlobs:
     async def remove(self, name: str) -> None:
         await self._workers.run(files.remove, self.path(name))
 
+    async def remove_all(self, prefix: str) -> None:
+        await self._workers.run(files.remove_tree, self.path(prefix))
+
     @contextlib.asynccontextmanager
     async def removing(self, name: str) -> AsyncIterator[None]:
         path = self.path(name)
@@ -133,10 +141,12 @@ class DirectoryBlobs:
     ) -> tuple[int, int]:
         directory = self.path('')
         dead, old = await self._workers.run(files.leftovers, directory, self.GRACE)
+        # NOTE: Derived images of images that are no longer listed, too.
+        old += await self._workers.run(files.derived_dirs, directory / DERIVED)
         listed = await known([path.name for path in old]) if known else None
         orphans = [
             path for path in old if listed is not None and path.name not in listed
         ]
         for path in dead + orphans:
-            await self._workers.run(files.remove, path)
+            await self._workers.run(files.remove_tree, path)
         return len(dead), len(orphans)

@@ -3,6 +3,7 @@
 import errno
 import os
 import pathlib
+import shutil
 import socket
 import stat
 import time
@@ -15,13 +16,20 @@ from . import errors
 _HOST = socket.gethostname().replace('.', '_') or 'localhost'
 
 
-def write_atomically(path: pathlib.Path, data: bytes) -> None:
+def write_atomically(
+    path: pathlib.Path, data: bytes, root: pathlib.Path | None = None
+) -> None:
     """Write ``data`` to ``path`` so that readers see all of it or nothing.
 
     The bytes go to a temporary file beside ``path``, are fsynced, and the
     file is renamed into place (and the directory fsynced); on any failure
-    the temporary file is removed.
+    the temporary file is removed. Directories between ``root`` and ``path``
+    are made as needed; ``root`` itself never is (a storage directory that
+    vanished, an unmounted share, is an error, not something to recreate).
     """
+    if root is not None:
+        for directory in reversed(path.relative_to(root).parents[:-1]):
+            (root / directory).mkdir(exist_ok=True)
     temp_path = path.with_name(temporary_name(path.name))
     try:
         with open(temp_path, 'xb') as output:
@@ -42,6 +50,23 @@ def temporary_name(name: str) -> str:
 
 def remove(path: pathlib.Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def remove_tree(path: pathlib.Path) -> None:
+    """Remove a file, or a directory and all in it; what is gone is no error."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        remove(path)
+
+
+def derived_dirs(directory: pathlib.Path) -> list[pathlib.Path]:
+    """The per-image directories of derived images (named by the image's id)."""
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return []
+    return [path for path in entries if path.is_dir() and _is_image_name(path.name)]
 
 
 def storage_error(ex: OSError) -> errors.AsgilookError:

@@ -13,6 +13,7 @@ import PIL
 from . import backends
 from . import errors
 from . import imaging
+from .blobs import DERIVED
 from .blobs import DirectoryBlobs
 from .workers import ImageWorkers
 
@@ -238,12 +239,24 @@ class Store:
         return await asyncio.shield(render)
 
     async def _render(self, image, size, ext):
+        # NOTE: Rendered once, then kept beside the original: every process
+        #   sharing the storage serves it from there, however large it is.
+        name = _derived_name(image, size, ext)
+        try:
+            return await self.blobs.read(name)
+        except errors.FileMissing:
+            pass
+
         async with self.workers.slot():
             data = await self.blobs.read(image.image_id)
-
-            return await self.workers.run(
+            rendered = await self.workers.run(
                 imaging.make_thumbnail, data, size, self._config.jpeg_quality, ext
             )
+        try:
+            await self.blobs.write(name, rendered)
+        except (errors.StorageFull, errors.StorageUnavailable) as ex:
+            logger.warning('Could not keep %s: %s', name, ex.description)
+        return rendered
 
     async def save(self, image_id, data, idempotency_key=None):
         """Store an upload durably: file fsynced, then its record committed.
@@ -316,7 +329,9 @@ class Store:
         #   if the record cannot go: never a listed image without its file,
         #   nor a file without its listing.
         async with self.blobs.removing(image_id):
-            return await self._backend.delete(image_id)
+            deleted = await self._backend.delete(image_id)
+        await self.blobs.remove_all(_derived_prefix(image_id))
+        return deleted
 
     async def _clean_up(self):
         try:
@@ -334,6 +349,15 @@ class Store:
                 dead,
                 orphans,
             )
+
+
+def _derived_prefix(image_id):
+    return f'{DERIVED}/{image_id}'
+
+
+def _derived_name(image, size, ext):
+    recipe = image.thumbnail_etag(size, ext).strip('"')
+    return f'{_derived_prefix(image.image_id)}/{recipe}.{ext}'
 
 
 def _encode_cursor(position):

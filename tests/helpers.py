@@ -20,3 +20,12 @@ def assert_close(pixel, expected, tolerance=12):
         pixel,
         expected,
     )
+
+
+def stored_files(directory):
+    """Every regular file under ``directory``, by relative path."""
+    return sorted(
+        str(path.relative_to(directory))
+        for path in directory.rglob('*')
+        if path.is_file()
+    )

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from .helpers import decode
+from .helpers import stored_files
 from .servers import require_binary
 from .servers import Service
 
@@ -93,7 +94,7 @@ def test_httpie_session(service, tmp_path, png_image):
     for uri in (created['image'], webp, *created['thumbnails']):
         assert service.request('GET', uri)[0] == 404
     assert json.loads(service.request('GET', '/images')[2]) == []
-    assert list(service.storage_path.iterdir()) == []
+    assert stored_files(service.storage_path) == []
 
 
 def test_curl_and_httpie_forms(service, tmp_path, png_image):

@@ -16,6 +16,8 @@ from asgilook.store import Store
 from asgilook.workers import ImageWorkers
 
 from . import corpus
+from .helpers import decode
+from .helpers import stored_files
 
 
 def _mount_tmpfs(path, options):
@@ -192,7 +194,7 @@ def test_delete_on_read_only_storage_changes_nothing(client, small_disk, png_ima
 
     subprocess.run(['mount', '-o', 'remount,rw', str(small_disk)], check=True)
     assert client.simulate_delete(created['image']).status_code == 204
-    assert os.listdir(small_disk) == []
+    assert stored_files(small_disk) == []
 
 
 def test_failed_record_delete_puts_the_file_back(config, storage_path, png_image):
@@ -222,3 +224,15 @@ def test_deleting_an_image_whose_file_is_gone(client, storage_path, png_image):
 
     assert client.simulate_delete(created['image']).status_code == 204
     assert client.simulate_get('/images').json == []
+
+
+def test_derived_images_are_served_when_they_cannot_be_kept(
+    client, small_disk, png_image, caplog
+):
+    created = client.simulate_post('/images', body=png_image).json
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_disk)], check=True)
+
+    resp = client.simulate_get(created['thumbnails'][0])
+    assert resp.status_code == 200
+    assert decode(resp.content).size == (320, 180)
+    assert 'Could not keep derived/' in caplog.text

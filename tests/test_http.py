@@ -15,6 +15,7 @@ from .helpers import assert_close
 from .helpers import decode
 from .helpers import FIRST_ID
 from .helpers import FIRST_URI
+from .helpers import stored_files
 
 THUMBNAIL = f'/thumbnails/{FIRST_ID}/320x180.jpeg'
 FORMATS = sorted(imaging.THUMBNAIL_FORMATS)
@@ -252,7 +253,7 @@ def test_delete(any_client, png_image, storage_path):
     assert resp.status_code == 204
     assert resp.content == b''
 
-    assert list(storage_path.iterdir()) == []
+    assert stored_files(storage_path) == []
     assert any_client.simulate_get('/images').json == []
     for uri in uris:
         assert any_client.simulate_get(uri).status_code == 404

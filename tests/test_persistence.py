@@ -11,11 +11,13 @@ import falcon.testing
 import pytest
 
 from asgilook import files
+from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.store import Store
 
 from . import corpus
 from .helpers import decode
+from .helpers import stored_files
 
 
 @pytest.fixture
@@ -301,3 +303,60 @@ def test_paging_is_stable_under_concurrent_inserts(store_config):
     assert seen[: len(before)] == before
     assert seen == final[: len(seen)]
     assert set(seen) - set(before) <= set(inserted)
+
+
+def _count_renders(monkeypatch):
+    renders = []
+    render = imaging.make_thumbnail
+
+    def counting(data, size, *args):
+        renders.append(size)
+        return render(data, size, *args)
+
+    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
+    return renders
+
+
+def test_derived_images_are_rendered_once_and_kept(
+    store_config, storage_path, monkeypatch
+):
+    store_config.cache_max_entry_bytes = 1
+    client = falcon.testing.TestClient(create_app(store_config))
+    body = corpus.encode(corpus.pattern((256, 192)), 'PNG')
+    created = client.simulate_post('/images', body=body).json
+    renders = _count_renders(monkeypatch)
+    uri = created['thumbnails'][0]
+
+    bodies = [client.simulate_get(uri) for _ in range(3)]
+    assert [resp.headers['X-ASGILook-Cache'] for resp in bodies] == ['Bypass'] * 3
+    assert len({resp.content for resp in bodies}) == 1
+    assert len(renders) == 1
+    kept = stored_files(storage_path / 'derived')
+    assert kept == [f'{created["id"]}/{bodies[0].headers["ETag"].strip(chr(34))}.jpeg']
+
+    if store_config.database_url:
+        # NOTE: Another process sharing the storage serves it as it is.
+        other = falcon.testing.TestClient(create_app(store_config))
+        assert other.simulate_get(uri).content == bodies[0].content
+        assert len(renders) == 1
+
+    client.simulate_delete(created['image'])
+    assert stored_files(storage_path) == []
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+def test_start_up_removes_derived_images_of_unlisted_images(
+    store_config, storage_path, caplog
+):
+    client = falcon.testing.TestClient(create_app(store_config))
+    body = corpus.encode(corpus.pattern((256, 192)), 'PNG')
+    created = client.simulate_post('/images', body=body).json
+    client.simulate_get(created['thumbnails'][0])
+    ghost = storage_path / 'derived' / '00000000-0000-4000-8000-00000000000d'
+    ghost.mkdir()
+    (ghost / 'x.jpeg').write_bytes(b'old')
+
+    falcon.testing.TestClient(create_app(store_config)).simulate_get('/images')
+    assert not ghost.exists()
+    assert len(stored_files(storage_path / 'derived')) == 1
+    assert 'Removed 0 unfinished and 1 orphaned files' in caplog.text

@@ -12,6 +12,7 @@ from asgilook import imaging
 
 from . import corpus
 from .helpers import decode
+from .helpers import stored_files
 from .servers import Service
 
 
@@ -161,7 +162,7 @@ def test_two_hosts_share_postgresql_storage_and_redis(
     assert a.request('GET', thumbnail)[0] == 404
     assert a.request('GET', created['image'])[0] == 404
     assert json.loads(a.request('GET', '/images')[2]) == []
-    assert list(storage.iterdir()) == []
+    assert stored_files(storage) == []
 
     again = _upload(b, _body(2), **{'Idempotency-Key': 'retry-me'})
     assert _upload(a, _body(2), **{'Idempotency-Key': 'retry-me'}) == again
