@@ -8,6 +8,7 @@ import io
 import PIL.features
 import PIL.Image
 import PIL.ImageCms
+import PIL.ImageMath
 import PIL.ImageOps
 
 from . import errors
@@ -36,6 +37,7 @@ _QUALITY = {'WEBP': 80, 'AVIF': 60}
 
 _ALPHA_MODES = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
 _SRGB = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile('sRGB'))
+_LAB = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile('LAB'))
 _SMALL_JPEG = 256 * 256
 _PLACEHOLDER_SIZE = 16
 
@@ -151,6 +153,9 @@ def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):
     #   format may keep the orientation (EXIF, TIFF tags, XMP).
     PIL.ImageOps.exif_transpose(image, in_place=True)
     image = to_8_bit(image)
+    if image.mode == 'LAB':
+        # NOTE: Pillow's own LAB to RGB conversion is not colorimetric.
+        image = PIL.ImageCms.profileToProfile(image, _LAB, _SRGB, outputMode='RGB')
 
     alpha = image.mode in _ALPHA_MODES or 'transparency' in image.info
     if image.mode not in ('RGB', 'CMYK', 'L') or alpha:
@@ -166,12 +171,28 @@ def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):
 
 
 def to_8_bit(image: PIL.Image.Image) -> PIL.Image.Image:
-    """Scale 16-bit, 32-bit integer and float images into 0..255 (as ``L``)."""
-    if image.mode.startswith('I;16'):
-        return image.convert('I').point(lambda value: value / 257).convert('L')
-    if image.mode not in ('I', 'F'):
-        return image
+    """Scale 16-bit, 32-bit integer and float images into 0..255 (as ``L``).
 
+    A colour key (PNG's tRNS on a 16-bit grey image) becomes an alpha band,
+    as the 8-bit values could no longer tell the keyed pixels apart.
+    """
+    if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'):
+        return image
+    if image.mode.startswith('I;16'):
+        # NOTE: 16 bits say their range: 65535 is white, however dark the image.
+        grey = image.convert('I').point(lambda value: value / 257).convert('L')
+    else:
+        grey = _scaled(image)
+    key = grey.info.pop('transparency', None)
+    if isinstance(key, int):
+        keyed = PIL.ImageMath.lambda_eval(
+            lambda operands: (operands['image'] != key) * 255, image=image.convert('I')
+        )
+        grey.putalpha(keyed.convert('L'))
+    return grey
+
+
+def _scaled(image):
     low, high = image.getextrema()
     if image.mode == 'F' and low >= 0 and high <= 1:
         low, high = 0, 1

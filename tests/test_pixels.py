@@ -167,6 +167,11 @@ def _palette_with_transparency(fmt):
             None,
             id='png-rgba-16',
         ),
+        pytest.param(
+            corpus.raw_png(8, 8, 16, 0, b'\x12\x34', [(b'tRNS', b'\x12\x34')]),
+            None,
+            id='png-grey-16-colour-key',
+        ),
     ],
 )
 @pytest.mark.parametrize('background', [(255, 255, 255), (0, 0, 0), (10, 120, 200)])
@@ -209,6 +214,11 @@ def test_half_transparent_pixels_blend_with_the_background(client, storage_path)
             corpus.raw_png(8, 8, 16, 0, b'\x10\x00'),
             (16, 16, 16),
             id='png-gray-16-dark',
+        ),
+        pytest.param(
+            corpus.raw_png(8, 8, 16, 0, b'\x00\xc8'),
+            (0, 0, 0),
+            id='png-gray-16-near-black',
         ),
         pytest.param(
             corpus.encode(PIL.Image.new('I;16', (8, 8), 40000), 'TIFF'),
@@ -299,3 +309,10 @@ def test_large_images_are_progressive(client, storage_path, png_image):
     small = decode(client.simulate_get(resp.json['thumbnails'][-1]).content)
     assert small.size == (160, 90)
     assert not small.info.get('progressive')
+
+
+def test_lab_tiff_is_converted_colorimetrically(client, storage_path):
+    # NOTE: L*a*b* (53, 80, 67) is sRGB red; Pillow stores a and b offset by 128.
+    image = PIL.Image.new('LAB', (16, 16), (round(53.24 * 255 / 100), 208, 195))
+    upload(client, corpus.encode(image, 'TIFF'))
+    assert_close(stored(storage_path).getpixel((8, 8)), corpus.RED, 16)
