@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 import contextlib
 from contextlib import AbstractAsyncContextManager
+import logging
 import os
 import pathlib
 from typing import Any
@@ -21,6 +22,8 @@ import aiofiles
 import aiofiles.os
 
 from . import files
+
+logger = logging.getLogger(__name__)
 
 
 class Blobs(Protocol):
@@ -39,11 +42,14 @@ class Blobs(Protocol):
     async def remove(self, name: str) -> None:
         """Remove a blob; one that is already gone is no error."""
 
-    def removing(self, name: str) -> AbstractAsyncContextManager[None]:
+    def removing(
+        self, name: str, still_wanted: Callable[[], Awaitable[bool]]
+    ) -> AbstractAsyncContextManager[None]:
         """Take a blob out of sight for the block; gone if it ends well.
 
         Raises a storage error (and changes nothing) when the blob cannot be
-        taken away; puts it back when the block raises.
+        taken away. When the block raises, the blob is put back if
+        ``still_wanted()`` says so (the block may have done its part anyway).
         """
 
     async def clean_up(
@@ -67,6 +73,9 @@ class DirectoryBlobs:
     # NOTE: How old a leftover must be before clean-up takes it: younger ones
     #   may be another process's upload in progress.
     GRACE = 600.0
+    # NOTE: Past this many (or a twentieth of the files), orphans are taken
+    #   for a sign of a wrong index rather than of crashes.
+    MOST_ORPHANS = 10
 
     def __init__(self, config, workers) -> None:
         self._config = config
@@ -116,7 +125,9 @@ class DirectoryBlobs:
         await self._workers.run(files.remove_tree, self.path(prefix))
 
     @contextlib.asynccontextmanager
-    async def removing(self, name: str) -> AsyncIterator[None]:
+    async def removing(
+        self, name: str, still_wanted: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[None]:
         path = self.path(name)
         # NOTE: Renamed aside first: a rename fails early (read-only storage)
         #   and is undone easily; a leftover is cleaned up at start-up.
@@ -131,7 +142,10 @@ class DirectoryBlobs:
             yield
         except BaseException:
             if tomb is not None:
-                await self._workers.run(os.replace, tomb, path)
+                wanted = await asyncio.shield(still_wanted())
+                await self._workers.run(
+                    *((os.replace, tomb, path) if wanted else (files.remove, tomb))
+                )
             raise
         if tomb is not None:
             await self._workers.run(files.remove, tomb)
@@ -147,6 +161,17 @@ class DirectoryBlobs:
         orphans = [
             path for path in old if listed is not None and path.name not in listed
         ]
+        if len(orphans) > max(self.MOST_ORPHANS, len(old) // 20):
+            # NOTE: More like an index that does not belong to this storage (a
+            #   new database, a mistyped URL) than like a crash: touch nothing.
+            logger.error(
+                'Found %d of %d files in %s unknown to the index: is this the right '
+                'database? Leaving them all alone.',
+                len(orphans),
+                len(old),
+                directory,
+            )
+            orphans = []
         for path in dead + orphans:
             await self._workers.run(files.remove_tree, path)
         return len(dead), len(orphans)

@@ -31,6 +31,11 @@ class Images:
 
         etag = await self._store.listing_etag(limit, cursor)
         images, following = await self._store.page(limit, cursor)
+        if await self._store.listing_etag(limit, cursor) != etag:
+            # NOTE: The listing changed while it was read: no validator, and
+            #   nothing cached, for a page that may mix two versions.
+            etag = None
+            resp.context.cacheable = False
         resp.media = [image.serialize() for image in images]
         resp.cache_control = ['no-cache']
         _purge_key(resp, LISTING_KEY)

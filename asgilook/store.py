@@ -256,6 +256,10 @@ class Store:
             await self.blobs.write(name, rendered)
         except (errors.StorageFull, errors.StorageUnavailable) as ex:
             logger.warning('Could not keep %s: %s', name, ex.description)
+        else:
+            if not await self._listed(image.image_id):
+                # NOTE: Deleted while it was rendered: what was kept goes too.
+                await self.blobs.remove_all(_derived_prefix(image.image_id))
         return rendered
 
     async def save(self, image_id, data, idempotency_key=None):
@@ -293,7 +297,9 @@ class Store:
         try:
             record = await self._backend.add(image.to_record(), idempotency)
         except BaseException:
-            await self.blobs.remove(image_id)
+            # NOTE: A commit can fail (or be cancelled) and happen all the same.
+            if not await asyncio.shield(self._listed(image_id)):
+                await self.blobs.remove(image_id)
             raise
         if record.image_id != image_id:
             # NOTE: A concurrent retry with the same key won; ours is surplus.
@@ -328,10 +334,18 @@ class Store:
         # NOTE: The file is taken aside before the record goes, and put back
         #   if the record cannot go: never a listed image without its file,
         #   nor a file without its listing.
-        async with self.blobs.removing(image_id):
+        async with self.blobs.removing(image_id, lambda: self._listed(image_id)):
             deleted = await self._backend.delete(image_id)
         await self.blobs.remove_all(_derived_prefix(image_id))
         return deleted
+
+    async def _listed(self, image_id):
+        """Whether the index lists an image; True when it cannot say."""
+        try:
+            return await self._backend.get(image_id) is not None
+        except Exception:
+            logger.exception('Could not tell whether %s is listed', image_id)
+            return True
 
     async def _clean_up(self):
         try:

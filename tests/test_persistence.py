@@ -3,20 +3,24 @@
 import asyncio
 import base64
 import os
+import sqlite3
 import time
 import urllib.parse
 
 import falcon
+import falcon.asgi
 import falcon.testing
 import pytest
 
 from asgilook import files
 from asgilook import imaging
 from asgilook.app import create_app
+from asgilook.images import Images
 from asgilook.store import Store
 
 from . import corpus
 from .helpers import decode
+from .helpers import FIRST_ID
 from .helpers import stored_files
 
 
@@ -360,3 +364,116 @@ def test_start_up_removes_derived_images_of_unlisted_images(
     assert not ghost.exists()
     assert len(stored_files(storage_path / 'derived')) == 1
     assert 'Removed 0 unfinished and 1 orphaned files' in caplog.text
+
+
+# NOTE: Races and mismatches another process (or an operator) can cause.
+
+
+def _sqlite_path(store_config):
+    return store_config.database_url.removeprefix('sqlite://')
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+def test_cancelled_commits_that_happen_anyway_keep_their_files(
+    store_config, storage_path
+):
+    async def cancel_while_locked(operation, *args):
+        store = Store(store_config)
+        await store.open()
+        other = sqlite3.connect(_sqlite_path(store_config), isolation_level=None)
+        other.execute('BEGIN IMMEDIATE')
+        task = asyncio.ensure_future(operation(store)(*args))
+        # NOTE: Long enough to convert and write; the commit waits on the lock.
+        await asyncio.sleep(0.5)
+        task.cancel()
+        await asyncio.sleep(0.1)
+        # NOTE: The other process lets go; the cancelled commit now happens.
+        other.execute('COMMIT')
+        other.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return store
+
+    image_id = '00000000-0000-4000-8000-0000000000aa'
+    store = falcon.async_to_sync(
+        cancel_while_locked, lambda store: store.save, image_id, _png(1)
+    )
+    assert falcon.async_to_sync(store.find, image_id) is not None
+    assert os.listdir(storage_path) == [image_id]
+
+    store = falcon.async_to_sync(
+        cancel_while_locked, lambda store: store.delete, image_id
+    )
+    assert falcon.async_to_sync(store.find, image_id) is None
+    assert stored_files(storage_path) == []
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+def test_delete_during_a_render_leaves_no_derived_images(
+    store_config, storage_path, monkeypatch
+):
+    renderer, deleter = Store(store_config), Store(store_config)
+    image = falcon.async_to_sync(
+        renderer.save, FIRST_ID, corpus.encode(corpus.pattern((256, 192)), 'PNG')
+    )
+    render = imaging.make_thumbnail
+
+    def slow(*args):
+        time.sleep(0.4)
+        return render(*args)
+
+    monkeypatch.setattr(imaging, 'make_thumbnail', slow)
+
+    async def race():
+        rendering = asyncio.ensure_future(renderer.make_thumbnail(image, (128, 96)))
+        await asyncio.sleep(0.1)
+        assert await deleter.delete(FIRST_ID)
+        return await rendering
+
+    assert decode(falcon.async_to_sync(race)).size == (128, 96)
+    assert stored_files(storage_path) == []
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+def test_a_wrong_database_takes_no_files(store_config, storage_path, caplog):
+    ids = [f'00000000-0000-4000-8000-{n:012d}' for n in range(12)]
+    long_ago = time.time() - 3600
+    for image_id in ids:
+        (storage_path / image_id).write_bytes(b'an image of another index')
+        os.utime(storage_path / image_id, (long_ago, long_ago))
+
+    falcon.testing.TestClient(create_app(store_config)).simulate_get('/images')
+    assert sorted(os.listdir(storage_path)) == ids
+    assert 'unknown to the index: is this the right database?' in caplog.text
+
+
+def test_a_listing_that_changes_while_it_is_read_gets_no_validator(store_config):
+    store = Store(store_config)
+    app = falcon.asgi.App()
+    app.add_route('/images', Images(store_config, store))
+    read_page = store.page
+
+    async def racing_page(limit=None, cursor=None):
+        result = await read_page(limit, cursor)
+        # NOTE: Another process's upload lands between the reads.
+        await store.save(FIRST_ID, _png(1))
+        return result
+
+    store.page = racing_page
+    resp = falcon.testing.TestClient(app).simulate_get('/images')
+    assert resp.status_code == 200
+    assert 'ETag' not in resp.headers
+
+
+def test_when_the_index_cannot_say_the_file_is_kept(store_config, storage_path, caplog):
+    store = Store(store_config)
+
+    async def gone(*args, **kwargs):
+        raise ConnectionResetError('the database went away (fake)')
+
+    store._backend.add = store._backend.get = gone
+    with pytest.raises(ConnectionResetError):
+        falcon.async_to_sync(store.save, FIRST_ID, _png(1))
+    # NOTE: Kept for the clean-up to judge, rather than lost if it was listed.
+    assert os.listdir(storage_path) == [FIRST_ID]
+    assert f'Could not tell whether {FIRST_ID} is listed' in caplog.text

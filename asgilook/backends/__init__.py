@@ -76,7 +76,7 @@ class Backend(Protocol):
         """Records in listing order (oldest first), after a position."""
 
     async def version(self) -> str:
-        """Changes whenever the set of records does; equal sets, equal versions."""
+        """Changes whenever the set of records does, and never comes back."""
 
 
 def to_micros(moment: datetime.datetime) -> int:

@@ -13,6 +13,7 @@ class MemoryBackend:
         self._order: list[tuple[int, str]] = []
         self._keys: dict[str, tuple[str, str]] = {}
         self._digest = 0
+        self._changes = 0
 
     async def open(self) -> None:
         pass
@@ -35,6 +36,7 @@ class MemoryBackend:
         self._records[record.image_id] = record
         bisect.insort(self._order, record.position)
         self._digest ^= record_hash(record)
+        self._changes += 1
         return record
 
     async def recall(self, key: str) -> tuple[str, Record] | None:
@@ -61,6 +63,7 @@ class MemoryBackend:
             return False
         del self._order[bisect.bisect_left(self._order, record.position)]
         self._digest ^= record_hash(record)
+        self._changes += 1
         self._keys = {k: v for k, v in self._keys.items() if v[1] != image_id}
         return True
 
@@ -72,4 +75,4 @@ class MemoryBackend:
         return [self._records[image_id] for _, image_id in self._order[start:stop]]
 
     async def version(self) -> str:
-        return f'{self._digest:016x}'
+        return f'{self._digest:016x}-{self._changes:x}'

@@ -35,6 +35,11 @@ MIGRATIONS = [
     CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest BIGINT);
     INSERT INTO state VALUES (1, 0);
     """,
+    # NOTE: A change counter beside the digest: the digest of a set returns
+    #   when an image comes and goes; the listing version must not.
+    """
+    ALTER TABLE state ADD COLUMN changes BIGINT NOT NULL DEFAULT 0;
+    """,
 ]
 
 _COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
@@ -119,8 +124,10 @@ class PostgreSQLBackend:
 
     async def version(self):
         async with await self._connection() as connection:
-            digest = await connection.fetchval('SELECT digest FROM state')
-        return f'{digest & (2**64 - 1):016x}'
+            digest, changes = await connection.fetchrow(
+                'SELECT digest, changes FROM state'
+            )
+        return f'{digest & (2**64 - 1):016x}-{changes:x}'
 
 
 async def _migrate(connection):
@@ -176,7 +183,8 @@ async def _add(connection, record, idempotency):
 
 async def _xor_digest(connection, record):
     await connection.execute(
-        'UPDATE state SET digest = digest # $1', record_hash(record)
+        'UPDATE state SET digest = digest # $1, changes = changes + 1',
+        record_hash(record),
     )
 
 

@@ -38,6 +38,11 @@ MIGRATIONS = [
     CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest INTEGER);
     INSERT INTO state VALUES (1, 0);
     """,
+    # NOTE: A change counter beside the digest: the digest of a set returns
+    #   when an image comes and goes; the listing version must not.
+    """
+    ALTER TABLE state ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 _COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
@@ -180,7 +185,8 @@ def _xor_digest(connection, record):
     # NOTE: SQLite has no XOR operator; (a | b) - (a & b) is one.
     value = record_hash(record)
     connection.execute(
-        'UPDATE state SET digest = (digest | ?) - (digest & ?)', (value, value)
+        'UPDATE state SET digest = (digest | ?) - (digest & ?), changes = changes + 1',
+        (value, value),
     )
 
 
@@ -232,5 +238,5 @@ def _page(connection, limit, after):
 
 
 def _version(connection):
-    (digest,) = connection.execute('SELECT digest FROM state').fetchone()
-    return f'{digest & (2**64 - 1):016x}'
+    digest, changes = connection.execute('SELECT digest, changes FROM state').fetchone()
+    return f'{digest & (2**64 - 1):016x}-{changes:x}'
