@@ -1,5 +1,6 @@
 import falcon.asgi
 
+from . import backends
 from . import errors
 from .cache import RedisCache
 from .config import Config
@@ -18,6 +19,7 @@ def create_app(config=None):
 
     app = falcon.asgi.App(middleware=[StoreLifespan(store), cache])
     app.add_error_handler(errors.AsgilookError, errors.handle)
+    app.add_error_handler(backends.driver_errors(), errors.handle_index)
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
     app.add_route(

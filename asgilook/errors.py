@@ -114,3 +114,12 @@ async def handle(req, resp, ex: AsgilookError, params) -> None:
     raise falcon.HTTPError(
         ex.status, title=ex.title, description=ex.description, headers=ex.headers
     ) from ex
+
+
+async def handle_index(req, resp, ex: Exception, params) -> None:
+    """A database that is away or busy: the client may well try again."""
+    raise falcon.HTTPServiceUnavailable(
+        title='Index unavailable',
+        description='The image index (database) did not answer; try again shortly.',
+        retry_after=1,
+    ) from ex

@@ -95,8 +95,8 @@ def leftovers(
 ) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
     """What a crash may have left in ``directory``.
 
-    Returns the temporary files to remove (their writer is dead, or they are
-    older than ``grace`` seconds), and the image files (named by a UUID)
+    Returns the temporary files to remove (their writer is dead, or they were
+    last changed over ``grace`` seconds ago), and the image files (by a UUID)
     older than ``grace``, which are orphans unless the index knows them.
     """
     dead, old = [], []
@@ -107,11 +107,12 @@ def leftovers(
         #   directory (lost+found), a link, or a file of anyone else's.
         if status is None or not stat.S_ISREG(status.st_mode):
             continue
-        stale = status.st_mtime < cutoff
         if path.name.startswith('.') and path.name.endswith('.tmp'):
-            if stale or _writer_is_dead(path.name):
+            # NOTE: The inode's change time: a file set aside by a delete keeps
+            #   its old modification time, but its rename is recent.
+            if status.st_ctime < cutoff or _writer_is_dead(path.name):
                 dead.append(path)
-        elif stale and _is_image_name(path.name):
+        elif status.st_mtime < cutoff and _is_image_name(path.name):
             old.append(path)
     return dead, old
 

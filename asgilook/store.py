@@ -174,7 +174,7 @@ class Store:
         await self._backend.open()
         if not self._cleaned:
             self._cleaned = True
-            await self._clean_up()
+            await self.clean_up()
 
     async def close(self):
         await self._backend.close()
@@ -347,7 +347,8 @@ class Store:
             logger.exception('Could not tell whether %s is listed', image_id)
             return True
 
-    async def _clean_up(self):
+    async def clean_up(self):
+        """Remove what crashes left in the storage (see DirectoryBlobs.clean_up)."""
         try:
             # NOTE: An in-memory index starts empty: it cannot tell orphans.
             known = None if self._memory_only() else self._backend.known
@@ -399,13 +400,29 @@ def _decode_cursor(cursor):
 
 
 class StoreLifespan:
-    """Falcon middleware that opens and closes the store with the app."""
+    """Falcon middleware that opens and closes the store with the app.
+
+    While the app runs, it sweeps the storage for leftovers every
+    ``SWEEP_INTERVAL`` seconds: a crash's orphans are young at the restart
+    right after it, and would otherwise wait for the next one.
+    """
+
+    SWEEP_INTERVAL = DirectoryBlobs.GRACE
 
     def __init__(self, store):
         self._store = store
+        self._sweeper = None
 
     async def process_startup(self, scope, event):
         await self._store.open()
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def process_shutdown(self, scope, event):
+        self._sweeper.cancel()
+        await asyncio.gather(self._sweeper, return_exceptions=True)
         await self._store.close()
+
+    async def _sweep(self):
+        while True:
+            await asyncio.sleep(self.SWEEP_INTERVAL)
+            await self._store.clean_up()

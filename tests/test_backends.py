@@ -198,3 +198,18 @@ def test_postgresql_urls_need_asyncpg(monkeypatch):
     monkeypatch.delitem(sys.modules, 'asgilook.backends.postgresql', raising=False)
     with pytest.raises(ValueError, match='needs asyncpg'):
         backends.from_url('postgresql://localhost/x')
+
+
+def test_driver_errors(monkeypatch):
+    import sqlite3
+    import sys
+
+    import asyncpg
+
+    assert backends.driver_errors() == (
+        sqlite3.Error,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    )
+    monkeypatch.setitem(sys.modules, 'asyncpg', None)
+    assert backends.driver_errors() == (sqlite3.Error,)

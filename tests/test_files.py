@@ -1,4 +1,5 @@
 import os
+import time
 
 import pytest
 
@@ -37,3 +38,14 @@ def test_leftovers_skip_what_vanishes_and_live_writers(tmp_path, monkeypatch):
 
 def test_files_that_vanish_while_listed_are_passed_over(tmp_path):
     assert files._status(tmp_path / 'renamed-away') is None
+
+
+def test_temporary_files_of_others_go_once_unchanged_for_the_grace(tmp_path):
+    other = tmp_path / '.a.elsewhere.1.abc.tmp'
+    other.write_bytes(b'x')
+    long_ago = time.time() - 3600
+    os.utime(other, (long_ago, long_ago))
+
+    assert files.leftovers(tmp_path, grace=60) == ([], [])
+    time.sleep(0.05)
+    assert files.leftovers(tmp_path, grace=0.01) == ([other], [])

@@ -9,6 +9,7 @@ the image files on storage they share).
 import dataclasses
 import datetime
 import hashlib
+import sqlite3
 from typing import Protocol
 
 from .. import errors
@@ -77,6 +78,18 @@ class Backend(Protocol):
 
     async def version(self) -> str:
         """Changes whenever the set of records does, and never comes back."""
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """What the database drivers raise when the database is away or busy."""
+    found: list[type[Exception]] = [sqlite3.Error]
+    try:
+        import asyncpg
+    except ImportError:
+        pass
+    else:
+        found += [asyncpg.PostgresError, asyncpg.InterfaceError]
+    return tuple(found)
 
 
 def to_micros(moment: datetime.datetime) -> int:

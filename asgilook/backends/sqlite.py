@@ -49,6 +49,9 @@ _COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
 
 
 class SQLiteBackend:
+    # NOTE: How long to wait for another process's write to finish.
+    BUSY_TIMEOUT = 30.0
+
     def __init__(self, path: str) -> None:
         self._path = path
         self._connection: sqlite3.Connection | None = None
@@ -77,13 +80,19 @@ class SQLiteBackend:
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self._path, timeout=30, isolation_level=None, check_same_thread=False
+            self._path,
+            timeout=self.BUSY_TIMEOUT,
+            isolation_level=None,
+            check_same_thread=False,
         )
         connection.execute('PRAGMA journal_mode = WAL')
         connection.execute('PRAGMA synchronous = FULL')
         connection.execute('PRAGMA foreign_keys = ON')
+        # NOTE: The write lock only when there is something to migrate.
+        if _schema_version(connection) == len(MIGRATIONS):
+            return connection
         with _transaction(connection):
-            (version,) = connection.execute('PRAGMA user_version').fetchone()
+            version = _schema_version(connection)
             for number, script in enumerate(MIGRATIONS[version:], version + 1):
                 for statement in filter(str.strip, script.split(';')):
                     connection.execute(statement)
@@ -118,6 +127,10 @@ class SQLiteBackend:
 
     async def version(self):
         return await self._call(_version)
+
+
+def _schema_version(connection):
+    return connection.execute('PRAGMA user_version').fetchone()[0]
 
 
 class _transaction:
