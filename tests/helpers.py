@@ -1,8 +1,11 @@
 """Small helpers the tests share."""
 
 import io
+import time
 
 import PIL.Image
+
+from asgilook import imaging
 
 FIRST_ID = '36562622-48e5-4a61-be67-e426b11821ed'
 FIRST_URI = f'/images/{FIRST_ID}.jpeg'
@@ -29,3 +32,20 @@ def stored_files(directory):
         for path in directory.rglob('*')
         if path.is_file()
     )
+
+
+def count_renders(monkeypatch, delay=0.0):
+    """Wrap thumbnail rendering to count (and, with a delay, slow) renders.
+
+    Returns the list of sizes rendered, which grows as renders happen.
+    """
+    renders = []
+    render = imaging.make_thumbnail
+
+    def counting(data, size, *args):
+        renders.append(size)
+        time.sleep(delay)
+        return render(data, size, *args)
+
+    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
+    return renders

@@ -9,11 +9,11 @@ import falcon.testing
 import msgpack
 import pytest
 
-from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
 from .fakes import FlakyRedis
+from .helpers import count_renders
 from .helpers import FIRST_ID
 from .helpers import FIRST_URI
 from .servers import free_port
@@ -367,19 +367,6 @@ def test_large_entries_are_not_cached(any_client, config, png_image):
     assert hit.headers['X-ASGILook-Cache'] == 'Hit'
 
 
-def _count_renders(monkeypatch):
-    renders = []
-    render = imaging.make_thumbnail
-
-    def counting(data, size, *args):
-        renders.append(size)
-        time.sleep(0.2)
-        return render(data, size, *args)
-
-    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
-    return renders
-
-
 async def _gather(app, paths):
     async with falcon.testing.ASGIConductor(app) as conductor:
         return await asyncio.gather(*(conductor.simulate_get(path) for path in paths))
@@ -395,7 +382,7 @@ def test_single_flight_in_one_process(request, config, png_image, monkeypatch, b
         config.redis_host = f'redis://127.0.0.1:{free_port()}'
     app = create_app(config)
     falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
-    renders = _count_renders(monkeypatch)
+    renders = count_renders(monkeypatch, delay=0.2)
 
     responses = falcon.async_to_sync(_gather, app, [THUMBNAIL] * 8)
 

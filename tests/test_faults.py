@@ -3,19 +3,18 @@
 import asyncio
 import os
 import subprocess
-import time
 
 import falcon
 import falcon.testing
 import pytest
 
 from asgilook import errors
-from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.store import Store
 from asgilook.workers import ImageWorkers
 
 from . import corpus
+from .helpers import count_renders
 from .helpers import decode
 from .helpers import stored_files
 
@@ -159,13 +158,7 @@ def test_renders_beyond_the_workers_capacity_get_503(config, png_image, monkeypa
     config.image_workers, config.image_queue = 1, 0
     app = create_app(config)
     created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
-    render = imaging.make_thumbnail
-
-    def slow(*args):
-        time.sleep(0.3)
-        return render(*args)
-
-    monkeypatch.setattr(imaging, 'make_thumbnail', slow)
+    count_renders(monkeypatch, delay=0.3)
 
     async def two_at_once():
         async with falcon.testing.ASGIConductor(app) as conductor:

@@ -12,6 +12,7 @@ from asgilook import imaging
 
 from . import corpus
 from .helpers import assert_close
+from .helpers import count_renders
 from .helpers import decode
 from .helpers import FIRST_ID
 from .helpers import FIRST_URI
@@ -123,7 +124,7 @@ def test_if_match_mismatch_is_412(client, uploaded):
 
 
 def test_304_skips_the_render(client, uploaded, monkeypatch):
-    renders = _count_renders(monkeypatch)
+    renders = count_renders(monkeypatch)
     etag = client.simulate_head(THUMBNAIL).headers['ETag']
     assert renders == [THUMBNAIL_SIZE]
     del renders[:]
@@ -140,18 +141,6 @@ def test_304_skips_the_render(client, uploaded, monkeypatch):
 
 
 THUMBNAIL_SIZE = (320, 180)
-
-
-def _count_renders(monkeypatch):
-    renders = []
-    render = imaging.make_thumbnail
-
-    def counting(data, size, *args):
-        renders.append(size)
-        return render(data, size, *args)
-
-    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
-    return renders
 
 
 def test_listing_validators(any_client, png_image):

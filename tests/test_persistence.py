@@ -13,7 +13,6 @@ import falcon.testing
 import pytest
 
 from asgilook import files
-from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.backends.sqlite import SQLiteBackend
 from asgilook.images import Images
@@ -21,6 +20,7 @@ from asgilook.store import Store
 from asgilook.store import StoreLifespan
 
 from . import corpus
+from .helpers import count_renders
 from .helpers import decode
 from .helpers import FIRST_ID
 from .helpers import stored_files
@@ -315,18 +315,6 @@ def test_paging_is_stable_under_concurrent_inserts(store_config):
     assert set(seen) - set(before) <= set(inserted)
 
 
-def _count_renders(monkeypatch):
-    renders = []
-    render = imaging.make_thumbnail
-
-    def counting(data, size, *args):
-        renders.append(size)
-        return render(data, size, *args)
-
-    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
-    return renders
-
-
 def test_derived_images_are_rendered_once_and_kept(
     store_config, storage_path, monkeypatch
 ):
@@ -334,7 +322,7 @@ def test_derived_images_are_rendered_once_and_kept(
     client = falcon.testing.TestClient(create_app(store_config))
     body = corpus.encode(corpus.pattern((256, 192)), 'PNG')
     created = client.simulate_post('/images', body=body).json
-    renders = _count_renders(monkeypatch)
+    renders = count_renders(monkeypatch)
     uri = created['thumbnails'][0]
 
     bodies = [client.simulate_get(uri) for _ in range(3)]
@@ -422,13 +410,7 @@ def test_delete_during_a_render_leaves_no_derived_images(
     image = falcon.async_to_sync(
         renderer.save, FIRST_ID, corpus.encode(corpus.pattern((256, 192)), 'PNG')
     )
-    render = imaging.make_thumbnail
-
-    def slow(*args):
-        time.sleep(0.4)
-        return render(*args)
-
-    monkeypatch.setattr(imaging, 'make_thumbnail', slow)
+    count_renders(monkeypatch, delay=0.4)
 
     async def race():
         rendering = asyncio.ensure_future(renderer.make_thumbnail(image, (128, 96)))

@@ -14,6 +14,38 @@ from typing import Protocol
 
 from .. import errors
 
+# NOTE: One entry per schema version, in SQL that SQLite and PostgreSQL both
+#   speak (SQLite gives BIGINT columns its integer affinity).
+MIGRATIONS = [
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        modified BIGINT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        frames INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        color TEXT,
+        placeholder TEXT
+    );
+    CREATE INDEX images_order ON images (modified, id);
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE
+    );
+    CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest BIGINT);
+    INSERT INTO state VALUES (1, 0);
+    """,
+    # NOTE: A change counter beside the digest: the digest of a set returns
+    #   when an image comes and goes; the listing version must not.
+    """
+    ALTER TABLE state ADD COLUMN changes BIGINT NOT NULL DEFAULT 0;
+    """,
+]
+
+COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
+
 
 @dataclasses.dataclass(frozen=True)
 class Record:

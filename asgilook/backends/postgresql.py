@@ -6,43 +6,17 @@ a commit is durable (PostgreSQL's default ``synchronous_commit``).
 
 import asyncpg
 
+from . import COLUMNS as _COLUMNS
 from . import from_micros
 from . import IdempotencyConflict
+from . import MIGRATIONS
 from . import Record
 from . import record_hash
 from . import to_micros
 
-# NOTE: One entry per schema version, applied under an advisory lock so that
-#   processes starting together migrate once.
-MIGRATIONS = [
-    """
-    CREATE TABLE images (
-        id TEXT PRIMARY KEY,
-        modified BIGINT NOT NULL,
-        width INTEGER NOT NULL,
-        height INTEGER NOT NULL,
-        frames INTEGER NOT NULL,
-        digest TEXT NOT NULL,
-        color TEXT,
-        placeholder TEXT
-    );
-    CREATE INDEX images_order ON images (modified, id);
-    CREATE TABLE idempotency (
-        key TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE
-    );
-    CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest BIGINT);
-    INSERT INTO state VALUES (1, 0);
-    """,
-    # NOTE: A change counter beside the digest: the digest of a set returns
-    #   when an image comes and goes; the listing version must not.
-    """
-    ALTER TABLE state ADD COLUMN changes BIGINT NOT NULL DEFAULT 0;
-    """,
-]
+# NOTE: Migrations are applied under an advisory lock, so that processes
+#   starting together migrate once.
 
-_COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
 _MIGRATION_LOCK = 0x617367696C6F6F6B
 
 

@@ -10,42 +10,15 @@ import concurrent.futures
 import sqlite3
 import urllib.parse
 
+from . import COLUMNS as _COLUMNS
 from . import from_micros
 from . import IdempotencyConflict
+from . import MIGRATIONS
 from . import Record
 from . import record_hash
 from . import to_micros
 
-# NOTE: One entry per schema version; user_version says how far a file got.
-MIGRATIONS = [
-    """
-    CREATE TABLE images (
-        id TEXT PRIMARY KEY,
-        modified INTEGER NOT NULL,
-        width INTEGER NOT NULL,
-        height INTEGER NOT NULL,
-        frames INTEGER NOT NULL,
-        digest TEXT NOT NULL,
-        color TEXT,
-        placeholder TEXT
-    );
-    CREATE INDEX images_order ON images (modified, id);
-    CREATE TABLE idempotency (
-        key TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE
-    );
-    CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), digest INTEGER);
-    INSERT INTO state VALUES (1, 0);
-    """,
-    # NOTE: A change counter beside the digest: the digest of a set returns
-    #   when an image comes and goes; the listing version must not.
-    """
-    ALTER TABLE state ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
-    """,
-]
-
-_COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
+# NOTE: PRAGMA user_version says how many MIGRATIONS a file has had.
 
 
 class SQLiteBackend:
