@@ -34,6 +34,8 @@ class RedisCache:
     MAX_RETRY_INTERVAL = 30.0
     LOCK_TTL = 10.0
     LOCK_POLL_INTERVAL = 0.02
+    # NOTE: The query parameters any route answers differently for.
+    KEY_PARAMS = frozenset({'limit', 'cursor'})
 
     def __init__(self, config, validator=None):
         self._config = config
@@ -44,6 +46,7 @@ class RedisCache:
 
         self._failures = 0
         self._retry_at = 0.0
+        self._marked_at = -1.0
 
     async def _serialize_response(self, resp):
         data = await resp.render_body()
@@ -150,9 +153,12 @@ class RedisCache:
                 await self._call(self._redis.set, self._key(req), data, ex=self.TTL)
 
     def _key(self, req):
-        # NOTE: HEAD shares GET's entry: both answer with the same headers.
-        query = f'?{req.query_string}' if req.query_string else ''
-        return f'{self.PREFIX}GET:{req.path}{query}'
+        # NOTE: HEAD shares GET's entry: both answer with the same headers. Of
+        #   the query, only what a route reads counts: any other parameter
+        #   would make a new entry for the same response, as often as asked.
+        params = [(name, req.get_param(name)) for name in sorted(self.KEY_PARAMS)]
+        query = urllib.parse.urlencode([(n, v) for n, v in params if v])
+        return f'{self.PREFIX}GET:{req.path}' + (f'?{query}' if query else '')
 
     @staticmethod
     def _cacheable(resp):
@@ -202,7 +208,8 @@ class RedisCache:
         After a failure Redis is left alone for a while (exponential backoff),
         so that requests do not each wait for a dead server to time out.
         """
-        if self._failures and time.monotonic() < self._retry_at:
+        started = time.monotonic()
+        if self._failures and started < self._retry_at:
             raise _Unavailable
 
         try:
@@ -210,7 +217,10 @@ class RedisCache:
                 command(*args, **kwargs), self._config.redis_timeout
             )
         except _REDIS_ERRORS as ex:
-            self._mark_down(ex)
+            # NOTE: Calls that were on their way when Redis went are one
+            #   failure, not one each: the backoff grows per retry window.
+            if started >= self._marked_at:
+                self._mark_down(ex)
             raise _Unavailable from ex
 
         self._mark_up()
@@ -225,6 +235,7 @@ class RedisCache:
                 type(ex).__name__,
                 ex,
             )
+        self._marked_at = time.monotonic()
         interval = self._config.redis_retry_interval * 2**self._failures
         self._retry_at = time.monotonic() + min(interval, self.MAX_RETRY_INTERVAL)
         self._failures += 1

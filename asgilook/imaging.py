@@ -40,6 +40,7 @@ _SRGB = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile('sRGB'))
 _LAB = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile('LAB'))
 _SMALL_JPEG = 256 * 256
 _PLACEHOLDER_SIZE = 16
+MAX_FRAMES = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
     onto the background; no metadata survives.
     """
     with open_image(data, policy.max_pixels) as image:
-        frames = _decode(image, lambda: getattr(image, 'n_frames', 1))
+        frames = _decode(image, lambda: count_frames(image))
         rgb = _decode(image, lambda: to_srgb(image, policy.background))
     jpeg = encode(rgb, 'JPEG', policy.quality)
     # NOTE: Both are read off a 16-pixel copy: the full image can be huge.
@@ -83,6 +84,25 @@ def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
         color=dominant_color(tiny),
         placeholder=placeholder(tiny),
     )
+
+
+def count_frames(image: PIL.Image.Image) -> int:
+    """How many frames an image has, counting no further than MAX_FRAMES.
+
+    Walking a TIFF's pages costs more the more there are, and an APNG's
+    header may claim any number: neither is taken at its word past the cap.
+    """
+    if image.format != 'TIFF':
+        return min(getattr(image, 'n_frames', 1), MAX_FRAMES)
+    frames = 1
+    try:
+        while frames < MAX_FRAMES:
+            image.seek(frames)
+            frames += 1
+    except EOFError:
+        pass
+    image.seek(0)
+    return frames
 
 
 def make_thumbnail(
@@ -143,7 +163,21 @@ def open_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
             f'The image is {width}x{height}; no side may be longer than '
             f'{MAX_SIDE["JPEG"]} pixels (the largest a JPEG can be).'
         )
+    if image.format == 'TIFF' and _oversized_blocks(image):
+        image.close()
+        raise errors.TooManyPixels(
+            f'The TIFF image is {width}x{height}, but its tiles are far larger '
+            'than that; they would be decoded whole.'
+        )
     return image
+
+
+def _oversized_blocks(image):
+    # NOTE: libtiff decodes whole tiles, whatever the image's own size (it
+    #   cuts strips to the image's height, so those are safe).
+    width, height = image.size
+    tile = image.tag_v2.get(322, 0) * image.tag_v2.get(323, 0)
+    return tile > max(4 * width * height, 2**20)
 
 
 def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):
@@ -163,10 +197,12 @@ def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):
     if icc_profile:
         image = _apply_profile(image, icc_profile)
     if alpha:
-        flat = PIL.Image.new('RGBA', image.size, (*background, 255))
-        flat.alpha_composite(image.convert('RGBA'))
-        image = flat
-    # NOTE: No copy when there is nothing to convert: images can be large.
+        # NOTE: Pasted through its alpha onto the background: fewer full-size
+        #   copies than compositing in RGBA, and images can be large.
+        flat = PIL.Image.new('RGB', image.size, background)
+        flat.paste(image, mask=image.getchannel('A'))
+        return flat
+    # NOTE: No copy when there is nothing to convert.
     return image if image.mode == 'RGB' else image.convert('RGB')
 
 

@@ -4,6 +4,7 @@ import asyncio
 import io
 
 import falcon
+import falcon.asgi
 import falcon.media
 
 from . import errors

@@ -245,3 +245,25 @@ def noise(size, seed=7):
     """Random pixels: they compress badly in every format."""
     generator = random.Random(seed)
     return PIL.Image.frombytes('RGB', size, generator.randbytes(size[0] * size[1] * 3))
+
+
+def tiled_tiff(size, tile):
+    """A little-endian greyscale TIFF of ``size`` made of one ``tile``."""
+    width, height = size
+    payload = b'\0' * 64
+    entries = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (277, 3, 1),
+        (322, 4, tile[0]),
+        (323, 4, tile[1]),
+        (324, 4, 8),
+        (325, 4, len(payload)),
+    ]
+    ifd = struct.pack('<H', len(entries)) + b''.join(
+        struct.pack('<HHII', tag, kind, 1, value) for tag, kind, value in entries
+    )
+    return b'II*\0' + struct.pack('<I', 8 + len(payload)) + payload + ifd + b'\0' * 4

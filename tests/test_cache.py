@@ -348,10 +348,28 @@ def test_if_match_on_a_cached_response(any_client, png_image):
     assert resp.headers['X-ASGILook-Cache'] == 'Hit'
 
 
-def test_query_strings_are_part_of_the_key(any_client):
-    for path in ('/images', '/images?a=1', '/images?a=2'):
-        assert any_client.simulate_get(path).headers['X-ASGILook-Cache'] == 'Miss'
-    assert any_client.simulate_get('/images?a=1').headers['X-ASGILook-Cache'] == 'Hit'
+def test_only_query_parameters_that_matter_are_part_of_the_key(
+    any_client, request, png_image
+):
+    any_client.simulate_post('/images', body=png_image)
+    for path, expected in [
+        ('/images', 'Miss'),
+        ('/images?limit=1', 'Miss'),
+        ('/images?limit=2', 'Miss'),
+        ('/images?limit=1', 'Hit'),
+        ('/images?junk=1', 'Hit'),
+        (THUMBNAIL, 'Miss'),
+        (f'{THUMBNAIL}?junk=1', 'Hit'),
+        (f'{THUMBNAIL}?junk=2&limit=', 'Hit'),
+    ]:
+        assert any_client.simulate_get(path).headers['X-ASGILook-Cache'] == expected
+
+    # NOTE: However many junk parameters come, no more entries are made.
+    with _redis_entry_setters(request) as redis:
+        before = len(redis.keys(f'{RedisCache.PREFIX}GET:*'))
+        for n in range(20):
+            any_client.simulate_get(f'{THUMBNAIL}?junk={n}')
+        assert len(redis.keys(f'{RedisCache.PREFIX}GET:*')) == before
 
 
 def test_large_entries_are_not_cached(any_client, config, png_image):
@@ -487,3 +505,21 @@ def test_redis_gone_while_holding_the_lock(config, flaky):
     resp = falcon.testing.TestClient(app).simulate_get('/slow')
     assert resp.status_code == 200
     assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+def test_calls_on_their_way_when_redis_goes_count_once(config, flaky):
+    config.redis_retry_interval = 1
+    cache = RedisCache(config)
+    cache._redis = flaky
+    flaky.hang = True
+    config.redis_timeout = 0.05
+
+    async def many_at_once():
+        await asyncio.gather(
+            *(cache.process_startup(None, None) for _ in range(8)),
+            return_exceptions=True,
+        )
+
+    falcon.async_to_sync(many_at_once)
+    # NOTE: Eight calls failed together: one failure, one second to wait.
+    assert round(cache._retry_at - time.monotonic()) == 1

@@ -1,6 +1,7 @@
 """Every good upload comes out upright, sRGB, opaque, 8-bit and bare."""
 
 import io
+import struct
 
 import PIL.Image
 import PIL.ImageCms
@@ -316,3 +317,15 @@ def test_lab_tiff_is_converted_colorimetrically(client, storage_path):
     image = PIL.Image.new('LAB', (16, 16), (round(53.24 * 255 / 100), 208, 195))
     upload(client, corpus.encode(image, 'TIFF'))
     assert_close(stored(storage_path).getpixel((8, 8)), corpus.RED, 16)
+
+
+def test_frame_counts_are_capped(client):
+    pages = [PIL.Image.new('L', (2, 2), n % 256) for n in range(1205)]
+    tiff = corpus.encode(pages[0], 'TIFF', save_all=True, append_images=pages[1:])
+    assert upload(client, tiff).json['frames'] == 1000
+
+    # NOTE: An APNG header may claim any number of frames.
+    png = corpus.raw_png(
+        4, 4, 8, 0, b'\x80', [(b'acTL', struct.pack('>II', 2**31 - 1, 0))]
+    )
+    assert upload(client, png).json['frames'] == 1000

@@ -269,3 +269,15 @@ def test_multipart_names_that_are_not_utf8(client, storage_path):
         )
         resp = post(client, body, 'multipart/form-data; boundary=XyZ')
         assert_rejected(client, storage_path, resp, 400, 'not UTF-8')
+
+
+def test_tiff_tiles_larger_than_the_image(client, storage_path):
+    body = corpus.tiled_tiff((64, 64), (32768, 16384))
+    resp = post(client, body)
+    assert_rejected(client, storage_path, resp, 422, 'its tiles are far larger')
+
+
+def test_tiff_strips_of_all_rows_are_fine(client):
+    # NOTE: RowsPerStrip 2**32 - 1 is TIFF's own default: one strip for all.
+    body = corpus.encode(corpus.pattern(), 'TIFF', tiffinfo={278: 2**32 - 1})
+    assert post(client, body).status_code == 201
