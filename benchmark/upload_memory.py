@@ -36,8 +36,14 @@ def payloads():
     output = io.BytesIO()
     huge.save(output, 'PNG')
     truncated = corpus.encode(corpus.noise((2000, 1500)), 'JPEG')
+    transparent = PIL.Image.new('RGBA', (7000, 7000), (200, 30, 90, 128))
+    rgba_png, rgba_webp = io.BytesIO(), io.BytesIO()
+    transparent.save(rgba_png, 'PNG')
+    transparent.save(rgba_webp, 'WEBP', lossless=True)
     return [
         ('49 Mpx PNG (admitted)', output.getvalue(), {201, 503}),
+        ('49 Mpx RGBA PNG', rgba_png.getvalue(), {201, 503}),
+        ('49 Mpx RGBA WebP', rgba_webp.getvalue(), {201, 503}),
         ('10 Gpx PNG bomb', corpus.png_bomb(100_000, 100_000), {422, 503}),
         ('81 Mpx PNG bomb', corpus.png_bomb(9000, 9000), {422, 503}),
         ('4 Gpx GIF bomb', corpus.gif_bomb(), {422, 503}),
