@@ -52,7 +52,6 @@ setup(
         'Framework :: AsyncIO',
         'Intended Audience :: Developers',
         'Programming Language :: Python :: 3',
-        'Programming Language :: Python :: 3.10',
         'Programming Language :: Python :: 3.11',
         'Programming Language :: Python :: 3.12',
         'Programming Language :: Python :: 3.13',
@@ -61,7 +60,8 @@ setup(
     ],
     keywords='falcon asgi async cache redis uvicorn thumbnails',
     packages=find_packages(exclude=['tests', 'tests.*']),
-    python_requires='>=3.10',
+    # NOTE: Pillow 13 (which the JPEG decoder fix needs) requires Python 3.11.
+    python_requires='>=3.11',
     install_requires=requirements,
     extras_require=extras_require,
 )

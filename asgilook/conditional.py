@@ -91,9 +91,9 @@ def parse_date(value: str | None) -> datetime.datetime | None:
         parsed = falcon.http_date_to_dt(value.strip(), obs_date=True)
     except ValueError:
         return None
-    return parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.replace(tzinfo=datetime.UTC)
 
 
 def _seconds(moment: datetime.datetime) -> datetime.datetime:
     # NOTE: HTTP dates have whole seconds; so must what they are compared to.
-    return moment.astimezone(datetime.timezone.utc).replace(microsecond=0)
+    return moment.astimezone(datetime.UTC).replace(microsecond=0)

@@ -40,7 +40,7 @@ class Image:
 
         self.image_id = image_id
         self.size = size
-        self.modified = modified or datetime.datetime.now(datetime.timezone.utc)
+        self.modified = modified or datetime.datetime.now(datetime.UTC)
         self.frames = frames
         # NOTE: A hash of the stored JPEG: the strong ETag of the original, and
         #   the root of every derived image's.

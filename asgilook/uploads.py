@@ -51,7 +51,7 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int, timeout: float) ->
 
     try:
         await asyncio.wait_for(receive(), timeout)
-    except asyncio.TimeoutError as ex:  # noqa: UP041 (Python 3.10)
+    except TimeoutError as ex:
         raise errors.UploadTimeout(
             f'The request body did not arrive within {timeout:g} seconds.'
         ) from ex

@@ -23,7 +23,7 @@ from asgilook.config import Config
 
 
 def _records(count):
-    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     for number in range(count):
         yield backends.Record(
             f'{number:08x}-0000-4000-8000-000000000000',

@@ -9,7 +9,7 @@ import pytest
 from asgilook import backends
 from asgilook import errors
 
-T0 = datetime.datetime(2026, 11, 21, 6, 0, 0, 123456, datetime.timezone.utc)
+T0 = datetime.datetime(2026, 11, 21, 6, 0, 0, 123456, datetime.UTC)
 
 
 def record(number, seconds=None):

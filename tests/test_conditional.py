@@ -8,7 +8,7 @@ from asgilook import conditional
 from asgilook import ranges
 
 ETAG = '"abc"'
-MODIFIED = datetime.datetime(2026, 11, 21, 6, 12, 2, 500_000, datetime.timezone.utc)
+MODIFIED = datetime.datetime(2026, 11, 21, 6, 12, 2, 500_000, datetime.UTC)
 AT = 'Sat, 21 Nov 2026 06:12:02 GMT'
 BEFORE = 'Sat, 21 Nov 2026 06:12:01 GMT'
 AFTER = 'Sat, 21 Nov 2026 06:12:03 GMT'

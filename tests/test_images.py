@@ -54,9 +54,9 @@ def test_post_three_images(client, png_image):
 
 
 def test_upload_response_is_the_tutorials_json(client, png_image):
-    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     resp = client.simulate_post('/images', body=png_image)
-    after = datetime.datetime.now(datetime.timezone.utc)
+    after = datetime.datetime.now(datetime.UTC)
 
     assert resp.status_code == 201
     assert resp.headers['Content-Type'] == 'application/json'
@@ -186,7 +186,7 @@ def test_store_keeps_aware_utc_modified_times(config, png_image):
     store = Store(config)
     image = falcon.async_to_sync(store.save, FIRST_ID, png_image)
 
-    assert image.modified.tzinfo is datetime.timezone.utc
+    assert image.modified.tzinfo is datetime.UTC
     # NOTE: The tutorial's Image.path: where the stored JPEG is.
     assert image.path == config.storage_path / FIRST_ID
     assert image.path.read_bytes()[:2] == b'\xff\xd8'

@@ -125,12 +125,12 @@ def driver_errors() -> tuple[type[Exception], ...]:
 
 
 def to_micros(moment: datetime.datetime) -> int:
-    delta = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    delta = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     return delta // datetime.timedelta(microseconds=1)
 
 
 def from_micros(micros: int) -> datetime.datetime:
-    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     return epoch + datetime.timedelta(microseconds=micros)
 
 
