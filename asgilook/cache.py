@@ -74,7 +74,7 @@ class RedisCache:
 
         outcome = conditional.evaluate(
             req.method,
-            {name: req.get_header(name) for name in conditional.PRECONDITIONS},
+            conditional.preconditions(req.get_header),
             headers.get('etag'),
             conditional.parse_date(headers.get('last-modified')),
         )

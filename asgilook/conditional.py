@@ -1,5 +1,6 @@
 """Conditional requests (RFC 9110, section 13) as small pure functions."""
 
+from collections.abc import Callable
 from collections.abc import Mapping
 import datetime
 
@@ -13,6 +14,11 @@ PRECONDITIONS = (
     'if-modified-since',
     'if-unmodified-since',
 )
+
+
+def preconditions(get_header: Callable[[str], str | None]) -> dict[str, str | None]:
+    """A request's precondition headers, for :func:`evaluate`."""
+    return {name: get_header(name) for name in PRECONDITIONS}
 
 
 def evaluate(

@@ -177,8 +177,9 @@ def _purge_key(resp, key):
 def _validate(req, resp, etag, last_modified):
     """Answer 304 or 412 where preconditions say so; True to go on as usual."""
     resp.etag = etag
-    headers = {name: req.get_header(name) for name in conditional.PRECONDITIONS}
-    outcome = conditional.evaluate(req.method, headers, etag, last_modified)
+    outcome = conditional.evaluate(
+        req.method, conditional.preconditions(req.get_header), etag, last_modified
+    )
     if outcome == conditional.NOT_MODIFIED:
         resp.status = falcon.HTTP_304
         resp.media = resp.data = None

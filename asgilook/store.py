@@ -308,12 +308,8 @@ class Store:
         return image
 
     async def _replay(self, key, fingerprint):
-        remembered = await self._backend.recall(key)
-        if remembered is None:
-            return None
-        if remembered[0] != fingerprint:
-            raise backends.IdempotencyConflict(key)
-        return self._replayed(remembered[1])
+        stored = backends.earlier(await self._backend.recall(key), key, fingerprint)
+        return self._replayed(stored) if stored else None
 
     def _replayed(self, record):
         image = Image.from_record(self._config, record)

@@ -6,6 +6,7 @@ machine; ``postgresql://…`` any number of processes on many machines (with
 the image files on storage they share).
 """
 
+from collections.abc import Sequence
 import dataclasses
 import datetime
 import hashlib
@@ -60,6 +61,34 @@ class Record:
     color: str | None = None
     placeholder: str | None = None
 
+    def row(self) -> tuple:
+        """The record as a database row, in COLUMNS order."""
+        return (
+            self.image_id,
+            to_micros(self.modified),
+            self.width,
+            self.height,
+            self.frames,
+            self.digest,
+            self.color,
+            self.placeholder,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence) -> 'Record':
+        """A record from a database row in COLUMNS order."""
+        image_id, modified, width, height, frames, digest, color, placeholder = row
+        return cls(
+            image_id,
+            width,
+            height,
+            from_micros(modified),
+            frames,
+            digest,
+            color,
+            placeholder,
+        )
+
     @property
     def position(self) -> tuple[int, str]:
         """Where the record sorts: by modification time, then id."""
@@ -110,6 +139,21 @@ class Backend(Protocol):
 
     async def version(self) -> str:
         """Changes whenever the set of records does, and never comes back."""
+
+
+def earlier(
+    remembered: tuple[str, Record] | None, key: str, fingerprint: str
+) -> Record | None:
+    """The record an Idempotency-Key brought back, if it was this upload's.
+
+    ``remembered`` is what :meth:`Backend.recall` gave for ``key``; a key
+    stored for a different upload raises.
+    """
+    if remembered is None:
+        return None
+    if remembered[0] != fingerprint:
+        raise IdempotencyConflict(key)
+    return remembered[1]
 
 
 def driver_errors() -> tuple[type[Exception], ...]:

@@ -2,7 +2,7 @@
 
 import bisect
 
-from . import IdempotencyConflict
+from . import earlier
 from . import Record
 from . import record_hash
 
@@ -26,11 +26,9 @@ class MemoryBackend:
     ) -> Record:
         if idempotency:
             key, fingerprint = idempotency
-            remembered = await self.recall(key)
-            if remembered:
-                if remembered[0] != fingerprint:
-                    raise IdempotencyConflict(key)
-                return remembered[1]
+            stored = earlier(await self.recall(key), key, fingerprint)
+            if stored:
+                return stored
             self._keys[key] = (fingerprint, record.image_id)
 
         self._records[record.image_id] = record

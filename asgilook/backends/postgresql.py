@@ -7,12 +7,10 @@ a commit is durable (PostgreSQL's default ``synchronous_commit``).
 import asyncpg
 
 from . import COLUMNS as _COLUMNS
-from . import from_micros
-from . import IdempotencyConflict
+from . import earlier
 from . import MIGRATIONS
 from . import Record
 from . import record_hash
-from . import to_micros
 
 # NOTE: Migrations are applied under an advisory lock, so that processes
 #   starting together migrate once.
@@ -48,12 +46,13 @@ class PostgreSQLBackend:
                     return await _add(connection, record, idempotency)
             except asyncpg.UniqueViolationError:
                 # NOTE: A concurrent request with the same key committed first.
-                remembered = await self.recall(idempotency[0]) if idempotency else None
-                if remembered is None:
+                stored = None
+                if idempotency:
+                    key, fingerprint = idempotency
+                    stored = earlier(await self.recall(key), key, fingerprint)
+                if stored is None:
                     raise
-                if remembered[0] != idempotency[1]:
-                    raise IdempotencyConflict(idempotency[0]) from None
-                return remembered[1]
+                return stored
 
     async def recall(self, key):
         async with await self._connection() as connection:
@@ -64,7 +63,7 @@ class PostgreSQLBackend:
             row = await connection.fetchrow(
                 f'SELECT {_COLUMNS} FROM images WHERE id = $1', image_id
             )
-        return _record(row) if row else None
+        return Record.from_row(row) if row else None
 
     async def known(self, image_ids):
         async with await self._connection() as connection:
@@ -81,7 +80,7 @@ class PostgreSQLBackend:
                 )
                 if row is None:
                     return False
-                await _xor_digest(connection, _record(row))
+                await _xor_digest(connection, Record.from_row(row))
         return True
 
     async def page(self, limit, after=None):
@@ -94,7 +93,7 @@ class PostgreSQLBackend:
                 image_id,
                 limit,
             )
-        return [_record(row) for row in rows]
+        return [Record.from_row(row) for row in rows]
 
     async def version(self):
         async with await self._connection() as connection:
@@ -116,36 +115,15 @@ async def _migrate(connection):
             await connection.execute('INSERT INTO schema_version VALUES ($1)', number)
 
 
-def _record(row):
-    return Record(
-        row['id'],
-        row['width'],
-        row['height'],
-        from_micros(row['modified']),
-        row['frames'],
-        row['digest'],
-        row['color'],
-        row['placeholder'],
-    )
-
-
 async def _add(connection, record, idempotency):
     if idempotency:
-        remembered = await _recall(connection, idempotency[0])
-        if remembered:
-            if remembered[0] != idempotency[1]:
-                raise IdempotencyConflict(idempotency[0])
-            return remembered[1]
+        key, fingerprint = idempotency
+        stored = earlier(await _recall(connection, key), key, fingerprint)
+        if stored:
+            return stored
     await connection.execute(
         f'INSERT INTO images ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-        record.image_id,
-        to_micros(record.modified),
-        record.width,
-        record.height,
-        record.frames,
-        record.digest,
-        record.color,
-        record.placeholder,
+        *record.row(),
     )
     await _xor_digest(connection, record)
     if idempotency:
@@ -168,4 +146,4 @@ async def _recall(connection, key):
         'ON images.id = idempotency.image_id WHERE key = $1',
         key,
     )
-    return (row['fingerprint'], _record(row)) if row else None
+    return (row['fingerprint'], Record.from_row(tuple(row)[1:])) if row else None

@@ -11,12 +11,10 @@ import sqlite3
 import urllib.parse
 
 from . import COLUMNS as _COLUMNS
-from . import from_micros
-from . import IdempotencyConflict
+from . import earlier
 from . import MIGRATIONS
 from . import Record
 from . import record_hash
-from . import to_micros
 
 # NOTE: PRAGMA user_version says how many MIGRATIONS a file has had.
 
@@ -122,41 +120,16 @@ class _transaction:
         self._connection.execute('COMMIT' if kind is None else 'ROLLBACK')
 
 
-def _record(row):
-    image_id, modified, width, height, frames, digest, color, placeholder = row
-    return Record(
-        image_id,
-        width,
-        height,
-        from_micros(modified),
-        frames,
-        digest,
-        color,
-        placeholder,
-    )
-
-
 def _add(connection, record, idempotency):
     with _transaction(connection):
         if idempotency:
             key, fingerprint = idempotency
-            remembered = _recall(connection, key)
-            if remembered:
-                if remembered[0] != fingerprint:
-                    raise IdempotencyConflict(key)
-                return remembered[1]
+            stored = earlier(_recall(connection, key), key, fingerprint)
+            if stored:
+                return stored
         connection.execute(
             f'INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-            (
-                record.image_id,
-                to_micros(record.modified),
-                record.width,
-                record.height,
-                record.frames,
-                record.digest,
-                record.color,
-                record.placeholder,
-            ),
+            record.row(),
         )
         _xor_digest(connection, record)
         if idempotency:
@@ -182,14 +155,14 @@ def _recall(connection, key):
         'ON images.id = idempotency.image_id WHERE key = ?',
         (key,),
     ).fetchone()
-    return (row[0], _record(row[1:])) if row else None
+    return (row[0], Record.from_row(row[1:])) if row else None
 
 
 def _get(connection, image_id):
     row = connection.execute(
         f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
     ).fetchone()
-    return _record(row) if row else None
+    return Record.from_row(row) if row else None
 
 
 def _known(connection, image_ids):
@@ -220,7 +193,7 @@ def _page(connection, limit, after):
         'ORDER BY modified, id LIMIT ?',
         (modified, image_id, -1 if limit is None else limit),
     )
-    return [_record(row) for row in rows]
+    return [Record.from_row(row) for row in rows]
 
 
 def _version(connection):
