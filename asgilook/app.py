@@ -4,6 +4,7 @@ from . import backends
 from . import errors
 from .cache import RedisCache
 from .config import Config
+from .failopen import FailOpenRedis
 from .images import Images
 from .images import Thumbnails
 from .store import Store
@@ -11,13 +12,23 @@ from .store import StoreLifespan
 
 
 def create_app(config=None):
+    """Build every object of the service, and wire them into one ASGI app."""
     config = config or Config()
-    store = Store(config)
-    cache = RedisCache(config, validator=store.is_current)
+    workers = config.workers_factory(config.image_workers, config.image_queue)
+    store = Store(
+        config,
+        backend=config.backend_from_url(config.database_url),
+        blobs=config.blobs_from_url(config.blobs_url, config, workers),
+        workers=workers,
+    )
+    redis = FailOpenRedis(config)
+    cache = RedisCache(config, redis)
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 
-    app = falcon.asgi.App(middleware=[StoreLifespan(store), cache])
+    app = falcon.asgi.App(
+        middleware=[StoreLifespan(store, config.sweep_interval), cache]
+    )
     app.add_error_handler(errors.AsgilookError, errors.handle)
     app.add_error_handler(backends.driver_errors(), errors.handle_index)
     app.add_route('/images', images)

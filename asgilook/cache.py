@@ -1,28 +1,77 @@
+"""The tutorial's Redis response cache, for the routes that ask for it.
+
+A responder opts in with :func:`cached`, saying which query parameters its
+answer depends on and how to tell that a cached answer is still true;
+anything else is never cached. Entries replay the status, headers and body;
+each hit is checked by the route's own validator, so that no invalidation
+lost to an outage (or a restart) ever shows.
+"""
+
 import asyncio
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+import dataclasses
+import functools
 import logging
-import secrets
-import time
+from typing import Any
 import urllib.parse
 
 import falcon
+import falcon.asgi
 import msgpack
-import redis.exceptions
 
 from . import conditional
+from .failopen import FailOpenRedis
+from .failopen import Unavailable
 
 logger = logging.getLogger(__name__)
-
-# NOTE: What a Redis client raises when the server is gone, slow or confused:
-#   redis-py wraps most socket errors in RedisError, but not all of them.
-_REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 
 # NOTE: Headers an entry does not keep: the server and Falcon set them anew.
 _NOT_REPLAYED = frozenset({'content-length', 'date', 'server'})
 _ENTRY_VERSION = 2
 
+KeyParams = Callable[[falcon.asgi.Request], Mapping[str, Any]]
+Validator = Callable[..., Awaitable[bool]]
 
-class _Unavailable(Exception):
-    """Redis did not answer; the caller serves the request uncached."""
+
+@dataclasses.dataclass(frozen=True)
+class _Policy:
+    key_params: KeyParams | None
+    is_current: Validator | None
+
+
+def cached(key_params: KeyParams | None = None, is_current: Validator | None = None):
+    """Declare that a GET responder's answers may be cached (HEAD shares them).
+
+    ``key_params(req)`` returns the query parameters the answer depends on,
+    normalised (None for absent): the same function the responder reads them
+    with, so that spellings of one request share one entry, and a request
+    whose parameters do not parse (it raises) is never cached. Without it,
+    the query string is ignored.
+
+    ``is_current(resource, req, etag, **params)`` says whether an entry with
+    this ETag still tells the truth; every hit is checked with it.
+    """
+    policy = _Policy(key_params, is_current)
+
+    def decorate(responder):
+        @functools.wraps(responder)
+        async def cached_responder(resource, req, resp, **params):
+            cache = req.context.get('cache')
+            if cache is None or not await cache.replay(
+                policy, resource, req, resp, params
+            ):
+                await responder(resource, req, resp, **params)
+
+        return cached_responder
+
+    return decorate
+
+
+def do_not_cache(resp: falcon.asgi.Response) -> None:
+    """Keep this one answer of a cached route out of the cache."""
+    resp.context.cache_key = None
 
 
 class RedisCache:
@@ -31,22 +80,11 @@ class RedisCache:
     CACHE_ON = frozenset({'GET', 'HEAD'})
     CACHE_HEADER = 'X-ASGILook-Cache'
     TTL = 3600
-    MAX_RETRY_INTERVAL = 30.0
-    LOCK_TTL = 10.0
     LOCK_POLL_INTERVAL = 0.02
-    # NOTE: The query parameters any route answers differently for.
-    KEY_PARAMS = frozenset({'limit', 'cursor'})
 
-    def __init__(self, config, validator=None):
+    def __init__(self, config, redis: FailOpenRedis | None = None):
         self._config = config
-        self._redis = self._config.redis_from_url(self._config.redis_host)
-        # NOTE: Asked whether a cached response still tells the truth, given
-        #   its headers, so that no invalidation lost to an outage matters.
-        self._validator = validator
-
-        self._failures = 0
-        self._retry_at = 0.0
-        self._marked_at = -1.0
+        self._redis = redis or FailOpenRedis(config)
 
     async def _serialize_response(self, resp):
         data = await resp.render_body()
@@ -59,7 +97,7 @@ class RedisCache:
             [_ENTRY_VERSION, resp.status_code, headers, data], use_bin_type=True
         )
 
-    async def _deserialize_response(self, req, resp, data):
+    async def _deserialize_response(self, req, resp, data, is_current):
         """Replay an entry; False where it is unreadable or no longer true."""
         try:
             version, status, headers, body = msgpack.unpackb(data, raw=False)
@@ -69,7 +107,7 @@ class RedisCache:
         if version != _ENTRY_VERSION or not isinstance(body, bytes):
             logger.warning('Ignoring an unreadable cache entry')
             return False
-        if self._validator and not await self._validator(headers):
+        if not await is_current(headers.get('etag')):
             return False
 
         outcome = conditional.evaluate(
@@ -89,84 +127,97 @@ class RedisCache:
         if outcome == conditional.NOT_MODIFIED:
             resp.status = falcon.HTTP_304
             resp.data = None
-        resp.complete = True
         resp.context.cached = True
         return True
 
     async def process_startup(self, scope, event):
-        try:
-            await self._call(self._redis.ping)
-        except _Unavailable:
-            pass
+        await self._redis.ping()
 
     async def process_shutdown(self, scope, event):
-        try:
-            await self._redis.aclose()
-        except _REDIS_ERRORS as ex:
-            logger.debug('Closing the Redis client failed: %r', ex)
+        await self._redis.close()
 
     async def process_request(self, req, resp):
+        req.context.cache = self
         resp.context.cached = False
-        resp.context.lock = None
+        resp.context.cache_key = None
+        resp.context.cache_lock = None
 
+    async def replay(self, policy, resource, req, resp, params):
+        """Answer from the cache if it can; True when it did.
+
+        Called by a :func:`cached` responder before it does its own work.
+        """
         if req.method not in self.CACHE_ON:
-            return
-
-        key = self._key(req)
+            return False
+        key = self._key(req, policy.key_params)
+        resp.context.cache_key = key
         try:
-            data = await self._call(self._redis.get, key)
+            data = await self._redis.call('get', key)
             if data is None:
                 data = await self._wait_for_peer(resp, key)
-        except _Unavailable:
-            resp.set_header(self.CACHE_HEADER, 'Bypass')
-            return
+        except Unavailable:
+            do_not_cache(resp)
+            return False
 
-        if data is not None and await self._deserialize_response(req, resp, data):
+        async def is_current(etag):
+            if policy.is_current is None:
+                return True
+            return await policy.is_current(resource, req, etag, **params)
+
+        if data is not None and await self._deserialize_response(
+            req, resp, data, is_current
+        ):
             resp.set_header(self.CACHE_HEADER, 'Hit')
-        else:
-            resp.set_header(self.CACHE_HEADER, 'Miss')
+            return True
+        resp.set_header(self.CACHE_HEADER, 'Miss')
+        return False
 
     async def process_response(self, req, resp, resource, req_succeeded):
         try:
-            if req_succeeded:
-                await self._store_or_invalidate(req, resp)
+            if req_succeeded and req.method in self.INVALIDATE_ON:
+                await self._redis.call('delete', self._key(req))
             elif req.method in self.CACHE_ON:
-                # NOTE: Errors are answered afresh every time.
-                resp.set_header(self.CACHE_HEADER, 'Bypass')
-        except _Unavailable:
+                await self._store(req, resp, req_succeeded)
+        except Unavailable:
             # NOTE: The response itself is fine; only the cache missed out.
             if req.method in self.CACHE_ON:
                 resp.set_header(self.CACHE_HEADER, 'Bypass')
         finally:
-            await self._release(resp.context.lock)
+            lock = resp.context.get('cache_lock')
+            if lock is not None:
+                await self._redis.unlock(*lock)
 
-    async def _store_or_invalidate(self, req, resp):
-        if req.method in self.INVALIDATE_ON:
-            await self._call(self._redis.delete, self._key(req))
-        elif req.method in self.CACHE_ON and not resp.context.cached:
-            data = (
-                await self._serialize_response(resp) if self._cacheable(resp) else None
-            )
-            if data is None or len(data) > self._config.cache_max_entry_bytes:
-                resp.set_header(self.CACHE_HEADER, 'Bypass')
-            else:
-                await self._call(self._redis.set, self._key(req), data, ex=self.TTL)
+    async def _store(self, req, resp, req_succeeded):
+        if resp.context.get('cached'):
+            return
+        key = resp.context.get('cache_key')
+        # NOTE: Errors are answered afresh every time, as is any route that
+        #   did not ask to be cached.
+        data = None
+        if key is not None and req_succeeded and self._cacheable(resp):
+            data = await self._serialize_response(resp)
+        if data is None or len(data) > self._config.cache_max_entry_bytes:
+            resp.set_header(self.CACHE_HEADER, 'Bypass')
+        else:
+            await self._redis.call('set', key, data, ex=self.TTL)
 
-    def _key(self, req):
+    def _key(self, req, key_params=None):
         # NOTE: HEAD shares GET's entry: both answer with the same headers. Of
-        #   the query, only what a route reads counts: any other parameter
-        #   would make a new entry for the same response, as often as asked.
-        params = [(name, req.get_param(name)) for name in sorted(self.KEY_PARAMS)]
-        query = urllib.parse.urlencode([(n, v) for n, v in params if v])
+        #   the query, only what the route reads counts, as it reads it: any
+        #   other spelling would make a new entry for the same response.
+        params = key_params(req) if key_params else {}
+        query = urllib.parse.urlencode(
+            [
+                (name, value)
+                for name, value in sorted(params.items())
+                if value is not None
+            ]
+        )
         return f'{self.PREFIX}GET:{req.path}' + (f'?{query}' if query else '')
 
     @staticmethod
     def _cacheable(resp):
-        return (
-            resp.status_code == 200
-            and resp.stream is None
-            and resp.context.get('cacheable', True)
-        )
+        return resp.status_code == 200 and resp.stream is None
 
     async def _wait_for_peer(self, resp, key):
         """Make one request (of any process) render what N others wait for.
@@ -175,84 +226,17 @@ class RedisCache:
         entry it stores, and render themselves if the lock goes (released or
         expired) without one.
         """
-        lock_key, token = f'{self.PREFIX}lock:{key}', secrets.token_hex(8)
-        ttl = int(self.LOCK_TTL * 1000)
-        if await self._call(self._redis.set, lock_key, token, nx=True, px=ttl):
-            resp.context.lock = (lock_key, token)
+        lock_key = f'{self.PREFIX}lock:{key}'
+        token = await self._redis.lock(lock_key, self._config.cache_lock_ttl)
+        if token is not None:
+            resp.context.cache_lock = (lock_key, token)
             return None
 
         # NOTE: The lock expires by itself if its holder dies or hangs.
         while True:
             await asyncio.sleep(self.LOCK_POLL_INTERVAL)
-            data = await self._call(self._redis.get, key)
+            data = await self._redis.call('get', key)
             if data is not None:
                 return data
-            if not await self._call(self._redis.exists, lock_key):
+            if not await self._redis.call('exists', lock_key):
                 return None
-
-    async def _release(self, lock):
-        if lock is None:
-            return
-        lock_key, token = lock
-        try:
-            # NOTE: Not atomic: at worst, a lock that expired and was taken
-            #   again is released early, and one render more happens.
-            if await self._call(self._redis.get, lock_key) == token.encode():
-                await self._call(self._redis.delete, lock_key)
-        except _Unavailable:
-            pass
-
-    async def _call(self, command, *args, **kwargs):
-        """Run one Redis command, failing open while Redis is unavailable.
-
-        After a failure Redis is left alone for a while (exponential backoff),
-        so that requests do not each wait for a dead server to time out.
-        """
-        started = time.monotonic()
-        if self._failures and started < self._retry_at:
-            raise _Unavailable
-
-        try:
-            result = await asyncio.wait_for(
-                command(*args, **kwargs), self._config.redis_timeout
-            )
-        except _REDIS_ERRORS as ex:
-            # NOTE: Calls that were on their way when Redis went are one
-            #   failure, not one each: the backoff grows per retry window.
-            if started >= self._marked_at:
-                self._mark_down(ex)
-            raise _Unavailable from ex
-
-        self._mark_up()
-        return result
-
-    def _mark_down(self, ex):
-        if not self._failures:
-            logger.warning(
-                'Redis at %s is not answering (%s: %s); serving every response '
-                'uncached until it does',
-                _redacted(self._config.redis_host),
-                type(ex).__name__,
-                ex,
-            )
-        self._marked_at = time.monotonic()
-        interval = self._config.redis_retry_interval * 2**self._failures
-        self._retry_at = time.monotonic() + min(interval, self.MAX_RETRY_INTERVAL)
-        self._failures += 1
-
-    def _mark_up(self):
-        if self._failures:
-            logger.info(
-                'Redis at %s answers again; caching resumed',
-                _redacted(self._config.redis_host),
-            )
-        self._failures = 0
-
-
-def _redacted(url):
-    """Return a Redis URL without its password, fit for a log line."""
-    parts = urllib.parse.urlsplit(url or '')
-    host = parts.hostname or ''
-    if parts.port:
-        host = f'{host}:{parts.port}'
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, '', ''))

@@ -7,6 +7,8 @@ import PIL.ImageColor
 import redis.asyncio
 
 from . import backends
+from . import blobs
+from .workers import ImageWorkers
 
 
 class Config:
@@ -26,7 +28,15 @@ class Config:
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
     DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
     DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
+    DEFAULT_CACHE_LOCK_TTL = 10.0
     DEFAULT_MAX_UPLOADS = 16
+    DEFAULT_SWEEP_INTERVAL = 600.0
+
+    # NOTE: Factories for the collaborators create_app builds; tests and
+    #   embedders replace them (as the tutorial does redis_from_url).
+    DEFAULT_BACKEND_FROM_URL = staticmethod(backends.from_url)
+    DEFAULT_BLOBS_FROM_URL = staticmethod(blobs.from_url)
+    DEFAULT_WORKERS_FACTORY = ImageWorkers
 
     def __init__(self, environ=None):
         # NOTE: Tests pass their own mapping so they never touch os.environ.
@@ -74,6 +84,16 @@ class Config:
         self.cache_max_entry_bytes = env.integer(
             'ASGI_LOOK_CACHE_MAX_ENTRY_BYTES', self.DEFAULT_CACHE_MAX_ENTRY_BYTES
         )
+        # NOTE: How long one request may hold the right to render what others
+        #   wait for, and how often the storage is swept for crash leftovers.
+        self.cache_lock_ttl = self.DEFAULT_CACHE_LOCK_TTL
+        self.sweep_interval = self.DEFAULT_SWEEP_INTERVAL
+
+        self.backend_from_url = Config.DEFAULT_BACKEND_FROM_URL
+        # NOTE: None keeps images in the storage directory.
+        self.blobs_url = None
+        self.blobs_from_url = Config.DEFAULT_BLOBS_FROM_URL
+        self.workers_factory = Config.DEFAULT_WORKERS_FACTORY
 
 
 class _Environment:

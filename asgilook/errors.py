@@ -12,8 +12,8 @@ Exception tree::
     │   ├── UnsupportedImage     415
     │   ├── TooManyPixels        422
     │   ├── CorruptImage         400
-    │   ├── IdempotencyKeyReused 422
-    │   └── InvalidCursor        400
+    │   └── IdempotencyKeyReused 422
+    ├── InvalidCursor            400 (a listing's cursor we did not hand out)
     ├── FileMissing              404
     ├── StorageFull              507
     ├── StorageUnavailable       503
@@ -81,7 +81,8 @@ class IdempotencyKeyReused(UploadError):
     title = 'Idempotency-Key reused'
 
 
-class InvalidCursor(UploadError):
+class InvalidCursor(AsgilookError):
+    status = falcon.HTTP_400
     title = 'Invalid cursor'
 
 

@@ -6,13 +6,16 @@ from . import conditional
 from . import imaging
 from . import ranges
 from . import uploads
-from .store import LISTING_KEY
+from .cache import cached
+from .cache import do_not_cache
+from .paging import page_query
 from .workers import Gate
 
 # NOTE: An image's URL never changes meaning: a new upload gets a new id.
 IMMUTABLE = 'public, max-age=31536000, immutable'
-DEFAULT_PAGE = 100
-MAX_PAGE = 1000
+# NOTE: The purge key (Surrogate-Key, Cache-Tag) of the listing; every image
+#   response carries its image's id instead.
+LISTING_KEY = 'images'
 _CHUNK = 64 * 1024
 _MAX_KEY_LENGTH = 255
 
@@ -23,11 +26,14 @@ class Images:
         self._store = store
         self._uploads = Gate(config.max_uploads, 'uploads')
 
+    async def _listing_is_current(self, req, etag):
+        query = page_query(req)
+        return etag == await self._store.listing_etag(query['limit'], query['cursor'])
+
+    @cached(page_query, _listing_is_current)
     async def on_get(self, req, resp):
-        limit = req.get_param_as_int('limit', min_value=1, max_value=MAX_PAGE)
-        cursor = req.get_param('cursor')
-        if cursor is not None and limit is None:
-            limit = DEFAULT_PAGE
+        query = page_query(req)
+        limit, cursor = query['limit'], query['cursor']
 
         etag = await self._store.listing_etag(limit, cursor)
         images, following = await self._store.page(limit, cursor)
@@ -35,7 +41,7 @@ class Images:
             # NOTE: The listing changed while it was read: no validator, and
             #   nothing cached, for a page that may mix two versions.
             etag = None
-            resp.context.cacheable = False
+            do_not_cache(resp)
         resp.media = [image.serialize() for image in images]
         resp.cache_control = ['no-cache']
         _purge_key(resp, LISTING_KEY)
@@ -99,8 +105,6 @@ class Images:
         size = await self._store.original_size(image)
         _describe_image(resp, image, image.etag, falcon.MEDIA_JPEG)
         resp.accept_ranges = 'bytes'
-        # NOTE: Originals are streamed from disk and never copied into Redis.
-        resp.context.cacheable = False
         if not _validate(req, resp, image.etag, image.modified):
             return None
 
@@ -126,6 +130,11 @@ class Thumbnails:
     def __init__(self, store):
         self._store = store
 
+    async def _is_current(self, req, etag, image_id, width, height, ext='jpeg'):
+        image = await self._store.find(str(image_id))
+        return image is not None and etag == image.thumbnail_etag((width, height), ext)
+
+    @cached(is_current=_is_current)
     async def on_get(self, req, resp, image_id, width, height, ext='jpeg'):
         image = await self._store.find(str(image_id))
         if not image or ext not in imaging.THUMBNAIL_FORMATS:

@@ -12,6 +12,7 @@ import PIL.ImageMath
 import PIL.ImageOps
 
 from . import errors
+from .records import Description
 
 # NOTE: Only these decoders ever see an upload. Everything else Pillow could
 #   open stays shut, above all EPS (which runs Ghostscript). MPO files come
@@ -57,11 +58,7 @@ class Converted:
     """An upload made into the JPEG we store, and what describes it."""
 
     data: bytes
-    size: tuple[int, int]
-    frames: int
-    digest: str
-    color: str
-    placeholder: str
+    description: Description
 
 
 def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
@@ -76,13 +73,17 @@ def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
     jpeg = encode(rgb, 'JPEG', policy.quality)
     # NOTE: Both are read off a 16-pixel copy: the full image can be huge.
     tiny = _tiny(rgb)
+    width, height = rgb.size
     return Converted(
-        data=jpeg,
-        size=rgb.size,
-        frames=frames,
-        digest=hashlib.sha256(jpeg).hexdigest()[:32],
-        color=dominant_color(tiny),
-        placeholder=placeholder(tiny),
+        jpeg,
+        Description(
+            width=width,
+            height=height,
+            frames=frames,
+            digest=hashlib.sha256(jpeg).hexdigest()[:32],
+            color=dominant_color(tiny),
+            placeholder=placeholder(tiny),
+        ),
     )
 
 
@@ -105,7 +106,7 @@ def count_frames(image: PIL.Image.Image) -> int:
     return frames
 
 
-def make_thumbnail(
+def render_thumbnail(
     data: bytes, size: tuple[int, int], quality: int = 85, ext: str = 'jpeg'
 ) -> bytes:
     """Scale a stored JPEG to exactly ``size``, in the format of ``ext``."""

@@ -20,20 +20,21 @@ import falcon.testing
 from asgilook import backends
 from asgilook.app import create_app
 from asgilook.config import Config
+from asgilook.records import Record
 
 
 def _records(count):
     start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     for number in range(count):
-        yield backends.Record(
-            f'{number:08x}-0000-4000-8000-000000000000',
-            1024,
-            768,
-            start + datetime.timedelta(seconds=number),
-            1,
-            f'{number:032x}',
-            '#808080',
-            'data:image/jpeg;base64,AAAA',
+        yield Record(
+            image_id=f'{number:08x}-0000-4000-8000-000000000000',
+            width=1024,
+            height=768,
+            modified=start + datetime.timedelta(seconds=number),
+            frames=1,
+            digest=f'{number:032x}',
+            color='#808080',
+            placeholder='data:image/jpeg;base64,AAAA',
         )
 
 
@@ -41,12 +42,13 @@ async def _measure(url, count, rounds):
     config = Config(environ={'ASGI_LOOK_STORAGE_PATH': tempfile.mkdtemp()})
     config.database_url = url
     config.redis_host = 'redis://127.0.0.1:1'
+    # NOTE: The app's own backend, so that the records go where it reads.
+    backend = backends.from_url(url)
+    config.backend_from_url = lambda url: backend
     app = create_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
-        backend = backends.from_url(url) if url else None
-        target = backend or _memory_backend(app)
         for record in _records(count):
-            await target.add(record)
+            await backend.add(record)
         first = await conductor.simulate_get('/images?limit=100')
         deep = first.headers['Link'][1:].split('>')[0] if count > 100 else None
         timings = {}
@@ -60,18 +62,7 @@ async def _measure(url, count, rounds):
                 samples.append(time.perf_counter() - started)
                 assert resp.status_code == 200
             timings[name] = statistics.median(samples) * 1000
-        if backend:
-            await backend.close()
     return timings
-
-
-def _memory_backend(app):
-    # NOTE: The in-memory index lives in the app's own store.
-    for component in app._unprepared_middleware:
-        store = getattr(component, '_store', None)
-        if store is not None:
-            return store._backend
-    raise RuntimeError('no store found')
 
 
 def main():

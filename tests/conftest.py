@@ -12,6 +12,8 @@ import pytest
 from asgilook.app import create_app
 from asgilook.config import Config
 
+from .fakes import CountingWorkers
+from .fakes import Renders
 from .servers import PostgresServer
 from .servers import RedisServer
 
@@ -62,6 +64,19 @@ def config(predictable_uuid, storage_path, fake_redis_server):
     config.storage_path = storage_path
     config.uuid_generator = predictable_uuid
     return config
+
+
+@pytest.fixture
+def renders(config):
+    """The thumbnail renders of every app or store made from ``config`` after
+    this fixture (list it before ``client``)."""
+    made = Renders()
+
+    def counting_workers(max_workers, max_queue):
+        return CountingWorkers(max_workers, max_queue, made)
+
+    config.workers_factory = counting_workers
+    return made
 
 
 @pytest.fixture

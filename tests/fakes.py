@@ -1,9 +1,14 @@
 """Hand-written fakes for collaborators the app gets through Config."""
 
 import asyncio
+import functools
+import time
 
 import fakeredis
 import redis.exceptions
+
+from asgilook import imaging
+from asgilook.workers import ImageWorkers
 
 
 class FlakyRedis:
@@ -13,7 +18,7 @@ class FlakyRedis:
     """
 
     def __init__(self, server=None):
-        self._redis = fakeredis.FakeAsyncRedis(server=server or fakeredis.FakeServer())
+        self.redis = fakeredis.FakeAsyncRedis(server=server or fakeredis.FakeServer())
         self.down = False
         self.hang = False
         self.commands = []
@@ -24,7 +29,7 @@ class FlakyRedis:
             await asyncio.sleep(3600)
         if self.down:
             raise redis.exceptions.ConnectionError('Connection refused (fake)')
-        return await getattr(self._redis, name)(*args, **kwargs)
+        return await getattr(self.redis, name)(*args, **kwargs)
 
     async def ping(self):
         return await self._run('ping')
@@ -45,3 +50,77 @@ class FlakyRedis:
         self.commands.append('aclose')
         if self.down:
             raise redis.exceptions.ConnectionError('Connection refused (fake)')
+
+
+class _Faulty:
+    """Forwards to a real collaborator, except where told to fail.
+
+    ``fail(name, error)`` makes the method ``name`` raise ``error``;
+    ``after(name, hook)`` awaits ``hook()`` once the real method has answered,
+    as if another process acted right then.
+    """
+
+    def __init__(self, real):
+        self.real = real
+        self._failures = {}
+        self._hooks = {}
+
+    def fail(self, name, error):
+        self._failures[name] = error
+
+    def heal(self):
+        self._failures.clear()
+
+    def after(self, name, hook):
+        self._hooks[name] = hook
+
+    def __getattr__(self, name):
+        method = getattr(self.real, name)
+        if name not in self._failures and name not in self._hooks:
+            return method
+
+        async def faulty(*args, **kwargs):
+            if name in self._failures:
+                raise self._failures[name]
+            result = await method(*args, **kwargs)
+            await self._hooks[name]()
+            return result
+
+        return faulty
+
+
+class FailingBackend(_Faulty):
+    """A real backend (see asgilook.backends) with faults to switch on."""
+
+
+class FailingBlobs(_Faulty):
+    """A real place for blobs (see asgilook.blobs) with faults to switch on."""
+
+
+class Renders(list):
+    """The sizes of the thumbnails rendered so far, in order.
+
+    Each render takes ``delay`` seconds longer, so that tests can make
+    requests meet while one is being rendered.
+    """
+
+    delay = 0.0
+
+
+class CountingWorkers(ImageWorkers):
+    """Image workers that note (and may slow down) every thumbnail render."""
+
+    def __init__(self, max_workers, max_queue, renders):
+        super().__init__(max_workers, max_queue)
+        self._renders = renders
+
+    def submit(self, func, *args):
+        if func is imaging.render_thumbnail:
+            self._renders.append(args[1])
+            func = functools.partial(_slowly, self._renders.delay, func)
+        return super().submit(func, *args)
+
+
+def _slowly(delay, func, *args):
+    time.sleep(delay)
+    return func(*args)

@@ -1,14 +1,15 @@
 """Small helpers the tests share."""
 
 import io
-import time
 
 import PIL.Image
 
-from asgilook import imaging
+from . import corpus
 
 FIRST_ID = '36562622-48e5-4a61-be67-e426b11821ed'
 FIRST_URI = f'/images/{FIRST_ID}.jpeg'
+# NOTE: The quadrants_png fixture's colours, clockwise from the top left.
+QUADRANTS = [(255, 0, 0), (0, 255, 0), (255, 255, 255), (0, 0, 255)]
 
 
 def decode(data):
@@ -34,18 +35,8 @@ def stored_files(directory):
     )
 
 
-def count_renders(monkeypatch, delay=0.0):
-    """Wrap thumbnail rendering to count (and, with a delay, slow) renders.
-
-    Returns the list of sizes rendered, which grows as renders happen.
-    """
-    renders = []
-    render = imaging.make_thumbnail
-
-    def counting(data, size, *args):
-        renders.append(size)
-        time.sleep(delay)
-        return render(data, size, *args)
-
-    monkeypatch.setattr(imaging, 'make_thumbnail', counting)
-    return renders
+def assert_quadrants(image, expected, tolerance=12):
+    """Assert the colours at the centres of an image's quadrants, clockwise
+    from the top left."""
+    for found, wanted in zip(corpus.quadrant_colours(image), expected, strict=True):
+        assert_close(found, wanted, tolerance)

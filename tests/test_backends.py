@@ -8,6 +8,7 @@ import pytest
 
 from asgilook import backends
 from asgilook import errors
+from asgilook.records import COLUMNS
 
 T0 = datetime.datetime(2026, 11, 21, 6, 0, 0, 123456, datetime.UTC)
 
@@ -140,10 +141,19 @@ def test_persistent_backends_survive_a_new_instance(database_url):
 
 @pytest.mark.parametrize(
     'url',
-    ['mysql://x', 'sqlite://relative.db', 'sqlite:///', 'redis://localhost'],
+    [
+        'mysql://x',
+        'sqlite://relative.db',
+        'sqlite:///',
+        'redis://localhost',
+        'sqlite:///tmp/x.db?timeout=soon',
+        'sqlite:///tmp/x.db?timeout=0',
+        'sqlite:///tmp/x.db?timeout=inf',
+        'sqlite:///tmp/x.db?cache=shared',
+    ],
 )
 def test_bad_urls(url):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='sqlite:///|Unsupported'):
         backends.from_url(url)
 
 
@@ -158,11 +168,10 @@ def test_concurrent_idempotent_adds_on_postgresql(database_url, backend, fingerp
         transaction = rival.transaction()
         await transaction.start()
         first = record(1)
+        marks = ', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))
         await rival.execute(
-            'INSERT INTO images VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-            first.image_id, backends.to_micros(first.modified), first.width,
-            first.height, first.frames, first.digest, first.color, first.placeholder,
-        )  # fmt: skip
+            f'INSERT INTO images ({", ".join(COLUMNS)}) VALUES ({marks})', *first.row()
+        )
         await rival.execute(
             "INSERT INTO idempotency VALUES ('k', 'fp', $1)", first.image_id
         )

@@ -10,10 +10,12 @@ import msgpack
 import pytest
 
 from asgilook.app import create_app
+from asgilook.cache import cached
+from asgilook.cache import do_not_cache
 from asgilook.cache import RedisCache
+from asgilook.failopen import FailOpenRedis
 
 from .fakes import FlakyRedis
-from .helpers import count_renders
 from .helpers import FIRST_ID
 from .helpers import FIRST_URI
 from .servers import free_port
@@ -218,17 +220,23 @@ def test_dead_redis_is_left_alone_for_a_while(flaky_client, flaky, config):
 
 def test_backoff_grows_and_is_capped(config, flaky):
     config.redis_retry_interval = 1
-    cache = RedisCache(config)
-    cache._redis = flaky
+    config.redis_from_url = lambda url: flaky
+    now = [1000.0]
+    redis = FailOpenRedis(config, clock=lambda: now[0])
     flaky.down = True
 
     intervals = []
     for _ in range(8):
-        cache._retry_at = 0
-        falcon.async_to_sync(cache.process_startup, None, None)
-        intervals.append(round(cache._retry_at - time.monotonic()))
+        assert not falcon.async_to_sync(redis.ping)
+        intervals.append(redis.retry_at - now[0])
+        now[0] = redis.retry_at
 
     assert intervals == [1, 2, 4, 8, 16, 30, 30, 30]
+    # NOTE: In between, nothing is sent at all.
+    sent = len(flaky.commands)
+    now[0] -= 1
+    assert not falcon.async_to_sync(redis.ping)
+    assert len(flaky.commands) == sent
 
 
 def test_hanging_redis_times_out(flaky_client, flaky, config):
@@ -391,7 +399,7 @@ async def _gather(app, paths):
 
 
 @pytest.mark.parametrize('backend', ['fakeredis', 'redis-server', 'no redis'])
-def test_single_flight_in_one_process(request, config, png_image, monkeypatch, backend):
+def test_single_flight_in_one_process(request, config, renders, png_image, backend):
     if backend == 'redis-server':
         config.redis_from_url = type(config).DEFAULT_REDIS_FROM_URL
         config.redis_host = request.getfixturevalue('real_redis').url
@@ -400,7 +408,7 @@ def test_single_flight_in_one_process(request, config, png_image, monkeypatch, b
         config.redis_host = f'redis://127.0.0.1:{free_port()}'
     app = create_app(config)
     falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
-    renders = count_renders(monkeypatch, delay=0.2)
+    renders.delay = 0.2
 
     responses = falcon.async_to_sync(_gather, app, [THUMBNAIL] * 8)
 
@@ -415,11 +423,52 @@ class SlowResource:
     def __init__(self):
         self.renders = 0
 
+    @cached()
     async def on_get(self, req, resp):
+        await self.render(req, resp)
+
+    async def render(self, req, resp):
         self.renders += 1
         await asyncio.sleep(0.3)
         resp.content_type = 'text/plain'
         resp.data = b'rendered once'
+
+
+def test_a_route_that_does_not_ask_is_never_cached(any_client, config):
+    class Health:
+        def __init__(self):
+            self.calls = 0
+
+        async def on_get(self, req, resp):
+            self.calls += 1
+            resp.media = {'calls': self.calls}
+
+    app = create_app(config)
+    app.add_route('/healthz', Health())
+    client = falcon.testing.TestClient(app)
+
+    for calls in (1, 2, 3):
+        resp = client.simulate_get('/healthz')
+        assert resp.json == {'calls': calls}
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+def test_only_get_and_head_answers_are_cached(config):
+    class Counter(SlowResource):
+        @cached()
+        async def on_post(self, req, resp):
+            await self.render(req, resp)
+
+    resource = Counter()
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', resource)
+    client = falcon.testing.TestClient(app)
+
+    for _ in range(2):
+        resp = client.simulate_post('/slow')
+        assert resp.text == 'rendered once'
+        assert 'X-ASGILook-Cache' not in resp.headers
+    assert resource.renders == 2
 
 
 def test_single_flight_across_processes(request, any_client, config):
@@ -453,9 +502,9 @@ def test_single_flight_across_processes(request, any_client, config):
 
 def test_waiters_render_themselves_when_the_holder_caches_nothing(config):
     class Uncacheable(SlowResource):
-        async def on_get(self, req, resp):
-            await super().on_get(req, resp)
-            resp.context.cacheable = False
+        async def render(self, req, resp):
+            await super().render(req, resp)
+            do_not_cache(resp)
 
     resource = Uncacheable()
     app = falcon.asgi.App(middleware=[RedisCache(config)])
@@ -466,8 +515,8 @@ def test_waiters_render_themselves_when_the_holder_caches_nothing(config):
     assert {resp.text for resp in responses} == {'rendered once'}
 
 
-def test_waiters_give_up_after_the_lock_ttl(config, monkeypatch):
-    monkeypatch.setattr(RedisCache, 'LOCK_TTL', 0.1)
+def test_waiters_give_up_after_the_lock_ttl(config):
+    config.cache_lock_ttl = 0.1
     resource = SlowResource()
     app = falcon.asgi.App(middleware=[RedisCache(config)])
     app.add_route('/slow', resource)
@@ -478,24 +527,24 @@ def test_waiters_give_up_after_the_lock_ttl(config, monkeypatch):
 
 def test_lost_lock_is_not_released_by_its_former_holder(config, flaky):
     class Rude(SlowResource):
-        async def on_get(self, req, resp):
-            await super().on_get(req, resp)
+        async def render(self, req, resp):
+            await super().render(req, resp)
             # NOTE: As if the lock expired and another process took it.
-            for key in await flaky._redis.keys(f'{RedisCache.PREFIX}lock:*'):
-                await flaky._redis.set(key, b'someone-else')
+            for key in await flaky.redis.keys(f'{RedisCache.PREFIX}lock:*'):
+                await flaky.redis.set(key, b'someone-else')
 
     config.redis_from_url = lambda url: flaky
     app = falcon.asgi.App(middleware=[RedisCache(config)])
     app.add_route('/slow', Rude())
     falcon.testing.TestClient(app).simulate_get('/slow')
 
-    assert falcon.async_to_sync(flaky._redis.keys, f'{RedisCache.PREFIX}lock:*')
+    assert falcon.async_to_sync(flaky.redis.keys, f'{RedisCache.PREFIX}lock:*')
 
 
 def test_redis_gone_while_holding_the_lock(config, flaky):
     class Unplugs(SlowResource):
-        async def on_get(self, req, resp):
-            await super().on_get(req, resp)
+        async def render(self, req, resp):
+            await super().render(req, resp)
             flaky.down = True
 
     config.redis_from_url = lambda url: flaky
@@ -509,17 +558,14 @@ def test_redis_gone_while_holding_the_lock(config, flaky):
 
 def test_calls_on_their_way_when_redis_goes_count_once(config, flaky):
     config.redis_retry_interval = 1
-    cache = RedisCache(config)
-    cache._redis = flaky
+    config.redis_from_url = lambda url: flaky
+    redis = FailOpenRedis(config)
     flaky.hang = True
     config.redis_timeout = 0.05
 
     async def many_at_once():
-        await asyncio.gather(
-            *(cache.process_startup(None, None) for _ in range(8)),
-            return_exceptions=True,
-        )
+        return await asyncio.gather(*(redis.ping() for _ in range(8)))
 
-    falcon.async_to_sync(many_at_once)
+    assert falcon.async_to_sync(many_at_once) == [False] * 8
     # NOTE: Eight calls failed together: one failure, one second to wait.
-    assert round(cache._retry_at - time.monotonic()) == 1
+    assert round(redis.retry_at - time.monotonic()) == 1

@@ -119,3 +119,10 @@ def test_database_url(tmp_path):
     assert (
         Config(environ={'ASGI_LOOK_STORAGE_PATH': str(tmp_path)}).database_url is None
     )
+
+
+def test_blobs_live_in_the_storage_directory_unless_told_otherwise(config):
+    blobs = config.blobs_from_url(None, config, None)
+    assert blobs.path('x') == config.storage_path / 'x'
+    with pytest.raises(ValueError, match='Unsupported storage URL'):
+        config.blobs_from_url('s3://bucket/images', config, None)

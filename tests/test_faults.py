@@ -8,13 +8,14 @@ import falcon
 import falcon.testing
 import pytest
 
+from asgilook import backends
 from asgilook import errors
 from asgilook.app import create_app
 from asgilook.store import Store
 from asgilook.workers import ImageWorkers
 
 from . import corpus
-from .helpers import count_renders
+from .fakes import FailingBackend
 from .helpers import decode
 from .helpers import stored_files
 
@@ -98,7 +99,7 @@ class SignallingWorkers(ImageWorkers):
 def test_cancelled_upload_leaves_no_file(config, storage_path, png_image):
     async def cancel_while_writing():
         workers = SignallingWorkers()
-        store = Store(config, workers)
+        store = Store(config, workers=workers)
         task = asyncio.create_task(store.save('cancelled', png_image))
         # NOTE: Once converted, the save goes straight on to write the file.
         await workers.converted.wait()
@@ -154,11 +155,11 @@ def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken
             assert resp.json['title'] == 'Storage unavailable'
 
 
-def test_renders_beyond_the_workers_capacity_get_503(config, png_image, monkeypatch):
+def test_renders_beyond_the_workers_capacity_get_503(config, renders, png_image):
     config.image_workers, config.image_queue = 1, 0
     app = create_app(config)
     created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
-    count_renders(monkeypatch, delay=0.3)
+    renders.delay = 0.3
 
     async def two_at_once():
         async with falcon.testing.ASGIConductor(app) as conductor:
@@ -191,13 +192,11 @@ def test_delete_on_read_only_storage_changes_nothing(client, small_disk, png_ima
 
 
 def test_failed_record_delete_puts_the_file_back(config, storage_path, png_image):
-    store = Store(config)
+    backend = FailingBackend(backends.from_url(None))
+    store = Store(config, backend=backend)
     image = falcon.async_to_sync(store.save, 'kept', png_image)
 
-    async def refuse(image_id):
-        raise ConnectionResetError('the database went away (fake)')
-
-    store._backend.delete = refuse
+    backend.fail('delete', ConnectionResetError('the database went away (fake)'))
     with pytest.raises(ConnectionResetError):
         falcon.async_to_sync(store.delete, 'kept')
     assert os.listdir(storage_path) == ['kept']

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from asgilook import files
-from asgilook.files import write_atomically
+from asgilook.blobs import files
+from asgilook.blobs.files import write_atomically
 
 
 def test_write_atomically(tmp_path):

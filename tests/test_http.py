@@ -12,7 +12,6 @@ from asgilook import imaging
 
 from . import corpus
 from .helpers import assert_close
-from .helpers import count_renders
 from .helpers import decode
 from .helpers import FIRST_ID
 from .helpers import FIRST_URI
@@ -123,8 +122,7 @@ def test_if_match_mismatch_is_412(client, uploaded):
     assert 'If-Match' in resp.json['description']
 
 
-def test_304_skips_the_render(client, uploaded, monkeypatch):
-    renders = count_renders(monkeypatch)
+def test_304_skips_the_render(renders, client, uploaded):
     etag = client.simulate_head(THUMBNAIL).headers['ETag']
     assert renders == [THUMBNAIL_SIZE]
     del renders[:]

@@ -12,15 +12,15 @@ import falcon.asgi
 import falcon.testing
 import pytest
 
-from asgilook import files
+from asgilook import backends
 from asgilook.app import create_app
-from asgilook.backends.sqlite import SQLiteBackend
+from asgilook.blobs import files
 from asgilook.images import Images
 from asgilook.store import Store
 from asgilook.store import StoreLifespan
 
 from . import corpus
-from .helpers import count_renders
+from .fakes import FailingBackend
 from .helpers import decode
 from .helpers import FIRST_ID
 from .helpers import stored_files
@@ -259,16 +259,18 @@ def test_synchronous_accessors_need_the_memory_backend(store_config):
             store.get('nope')
 
 
+def _failing_backend(store_config):
+    return FailingBackend(backends.from_url(store_config.database_url))
+
+
 def test_store_survives_a_failed_record_commit(store_config, storage_path):
-    store = Store(store_config)
+    backend = _failing_backend(store_config)
+    store = Store(store_config, backend=backend)
 
     class Broken(Exception):
         pass
 
-    async def refuse(record, idempotency=None):
-        raise Broken
-
-    store._backend.add = refuse
+    backend.fail('add', Broken())
     with pytest.raises(Broken):
         falcon.async_to_sync(store.save, 'doomed', _png(1))
     assert os.listdir(storage_path) == []
@@ -315,14 +317,11 @@ def test_paging_is_stable_under_concurrent_inserts(store_config):
     assert set(seen) - set(before) <= set(inserted)
 
 
-def test_derived_images_are_rendered_once_and_kept(
-    store_config, storage_path, monkeypatch
-):
+def test_derived_images_are_rendered_once_and_kept(store_config, renders, storage_path):
     store_config.cache_max_entry_bytes = 1
     client = falcon.testing.TestClient(create_app(store_config))
     body = corpus.encode(corpus.pattern((256, 192)), 'PNG')
     created = client.simulate_post('/images', body=body).json
-    renders = count_renders(monkeypatch)
     uri = created['thumbnails'][0]
 
     bodies = [client.simulate_get(uri) for _ in range(3)]
@@ -364,7 +363,7 @@ def test_start_up_removes_derived_images_of_unlisted_images(
 
 
 def _sqlite_path(store_config):
-    return store_config.database_url.removeprefix('sqlite://')
+    return store_config.database_url.removeprefix('sqlite://').partition('?')[0]
 
 
 @pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
@@ -404,13 +403,13 @@ def test_cancelled_commits_that_happen_anyway_keep_their_files(
 
 @pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
 def test_delete_during_a_render_leaves_no_derived_images(
-    store_config, storage_path, monkeypatch
+    store_config, renders, storage_path
 ):
     renderer, deleter = Store(store_config), Store(store_config)
     image = falcon.async_to_sync(
         renderer.save, FIRST_ID, corpus.encode(corpus.pattern((256, 192)), 'PNG')
     )
-    count_renders(monkeypatch, delay=0.4)
+    renders.delay = 0.4
 
     async def race():
         rendering = asyncio.ensure_future(renderer.make_thumbnail(image, (128, 96)))
@@ -436,30 +435,26 @@ def test_a_wrong_database_takes_no_files(store_config, storage_path, caplog):
 
 
 def test_a_listing_that_changes_while_it_is_read_gets_no_validator(store_config):
-    store = Store(store_config)
+    backend = _failing_backend(store_config)
+    store = Store(store_config, backend=backend)
     app = falcon.asgi.App()
     app.add_route('/images', Images(store_config, store))
-    read_page = store.page
 
-    async def racing_page(limit=None, cursor=None):
-        result = await read_page(limit, cursor)
+    async def upload_elsewhere():
         # NOTE: Another process's upload lands between the reads.
-        await store.save(FIRST_ID, _png(1))
-        return result
+        await Store(store_config, backend=backend.real).save(FIRST_ID, _png(1))
 
-    store.page = racing_page
+    backend.after('page', upload_elsewhere)
     resp = falcon.testing.TestClient(app).simulate_get('/images')
     assert resp.status_code == 200
     assert 'ETag' not in resp.headers
 
 
 def test_when_the_index_cannot_say_the_file_is_kept(store_config, storage_path, caplog):
-    store = Store(store_config)
-
-    async def gone(*args, **kwargs):
-        raise ConnectionResetError('the database went away (fake)')
-
-    store._backend.add = store._backend.get = gone
+    backend = _failing_backend(store_config)
+    store = Store(store_config, backend=backend)
+    for method in ('add', 'get'):
+        backend.fail(method, ConnectionResetError('the database went away (fake)'))
     with pytest.raises(ConnectionResetError):
         falcon.async_to_sync(store.save, FIRST_ID, _png(1))
     # NOTE: Kept for the clean-up to judge, rather than lost if it was listed.
@@ -467,12 +462,9 @@ def test_when_the_index_cannot_say_the_file_is_kept(store_config, storage_path, 
     assert f'Could not tell whether {FIRST_ID} is listed' in caplog.text
 
 
-def test_the_storage_is_swept_while_the_app_runs(
-    store_config, storage_path, monkeypatch
-):
-    monkeypatch.setattr(StoreLifespan, 'SWEEP_INTERVAL', 0.05)
+def test_the_storage_is_swept_while_the_app_runs(store_config, storage_path):
     store = Store(store_config)
-    lifespan = StoreLifespan(store)
+    lifespan = StoreLifespan(store, interval=0.05)
 
     async def run_a_while():
         await lifespan.process_startup(None, None)
@@ -486,8 +478,8 @@ def test_the_storage_is_swept_while_the_app_runs(
 
 
 @pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
-def test_a_busy_database_is_503(store_config, png_image, monkeypatch):
-    monkeypatch.setattr(SQLiteBackend, 'BUSY_TIMEOUT', 0.2)
+def test_a_busy_database_is_503(store_config, png_image):
+    store_config.database_url += '?timeout=0.2'
     app = create_app(store_config)
 
     async def delete_while_locked():

@@ -7,7 +7,6 @@ import PIL.features
 import PIL.Image
 import pytest
 
-from asgilook import errors
 from asgilook import imaging
 
 from . import corpus
@@ -239,15 +238,6 @@ def test_malformed_multipart(client, storage_path, body, content_type):
     resp = post(client, body, content_type)
     assert_rejected(client, storage_path, resp, 400, 'multipart/form-data')
     assert resp.json['title'] == 'Malformed form'
-
-
-def test_running_out_of_memory_while_decoding_is_422(monkeypatch):
-    def exhausted(image, background):
-        raise MemoryError
-
-    monkeypatch.setattr(imaging, 'to_srgb', exhausted)
-    with pytest.raises(errors.TooManyPixels, match='too many pixels to decode'):
-        imaging.convert_to_jpeg(corpus.encode(corpus.pattern(), 'PNG'))
 
 
 def test_sides_longer_than_a_jpeg_can_be(client, config, storage_path):

@@ -6,14 +6,13 @@ machine; ``postgresql://…`` any number of processes on many machines (with
 the image files on storage they share).
 """
 
-from collections.abc import Sequence
-import dataclasses
-import datetime
 import hashlib
 import sqlite3
 from typing import Protocol
 
 from .. import errors
+from ..records import Record
+from ..records import to_micros
 
 # NOTE: One entry per schema version, in SQL that SQLite and PostgreSQL both
 #   speak (SQLite gives BIGINT columns its integer affinity).
@@ -45,58 +44,9 @@ MIGRATIONS = [
     """,
 ]
 
-COLUMNS = 'id, modified, width, height, frames, digest, color, placeholder'
 
-
-@dataclasses.dataclass(frozen=True)
-class Record:
-    """What a backend keeps of one image."""
-
-    image_id: str
-    width: int
-    height: int
-    modified: datetime.datetime
-    frames: int
-    digest: str
-    color: str | None = None
-    placeholder: str | None = None
-
-    def row(self) -> tuple:
-        """The record as a database row, in COLUMNS order."""
-        return (
-            self.image_id,
-            to_micros(self.modified),
-            self.width,
-            self.height,
-            self.frames,
-            self.digest,
-            self.color,
-            self.placeholder,
-        )
-
-    @classmethod
-    def from_row(cls, row: Sequence) -> 'Record':
-        """A record from a database row in COLUMNS order."""
-        image_id, modified, width, height, frames, digest, color, placeholder = row
-        return cls(
-            image_id,
-            width,
-            height,
-            from_micros(modified),
-            frames,
-            digest,
-            color,
-            placeholder,
-        )
-
-    @property
-    def position(self) -> tuple[int, str]:
-        """Where the record sorts: by modification time, then id."""
-        return to_micros(self.modified), self.image_id
-
-
-def IdempotencyConflict(key: str) -> errors.IdempotencyKeyReused:
-    """An Idempotency-Key was used before, for a different upload."""
+def idempotency_conflict(key: str) -> errors.IdempotencyKeyReused:
+    """The error for an Idempotency-Key used before, for a different upload."""
     return errors.IdempotencyKeyReused(
         f'The Idempotency-Key {key[:100]!r} was used before for a different image; '
         'use a new key for a new upload.'
@@ -118,7 +68,7 @@ class Backend(Protocol):
 
         With ``idempotency`` (a key and a fingerprint of the upload), a key
         seen before returns the record first stored under it instead, or
-        raises :class:`IdempotencyConflict` if the fingerprints differ.
+        raises :func:`idempotency_conflict`'s error if the fingerprints differ.
         """
 
     async def recall(self, key: str) -> tuple[str, Record] | None:
@@ -141,10 +91,10 @@ class Backend(Protocol):
         """Changes whenever the set of records does, and never comes back."""
 
 
-def earlier(
+def idempotent_replay(
     remembered: tuple[str, Record] | None, key: str, fingerprint: str
 ) -> Record | None:
-    """The record an Idempotency-Key brought back, if it was this upload's.
+    """The record to answer a retried upload with, if this is a retry.
 
     ``remembered`` is what :meth:`Backend.recall` gave for ``key``; a key
     stored for a different upload raises.
@@ -152,7 +102,7 @@ def earlier(
     if remembered is None:
         return None
     if remembered[0] != fingerprint:
-        raise IdempotencyConflict(key)
+        raise idempotency_conflict(key)
     return remembered[1]
 
 
@@ -166,16 +116,6 @@ def driver_errors() -> tuple[type[Exception], ...]:
     else:
         found += [asyncpg.PostgresError, asyncpg.InterfaceError]
     return tuple(found)
-
-
-def to_micros(moment: datetime.datetime) -> int:
-    delta = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-    return delta // datetime.timedelta(microseconds=1)
-
-
-def from_micros(micros: int) -> datetime.datetime:
-    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-    return epoch + datetime.timedelta(microseconds=micros)
 
 
 def record_hash(record: Record) -> int:

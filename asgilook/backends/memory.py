@@ -2,8 +2,8 @@
 
 import bisect
 
-from . import earlier
-from . import Record
+from ..records import Record
+from . import idempotent_replay
 from . import record_hash
 
 
@@ -26,7 +26,7 @@ class MemoryBackend:
     ) -> Record:
         if idempotency:
             key, fingerprint = idempotency
-            stored = earlier(await self.recall(key), key, fingerprint)
+            stored = idempotent_replay(await self.recall(key), key, fingerprint)
             if stored:
                 return stored
             self._keys[key] = (fingerprint, record.image_id)

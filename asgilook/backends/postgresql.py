@@ -6,11 +6,14 @@ a commit is durable (PostgreSQL's default ``synchronous_commit``).
 
 import asyncpg
 
-from . import COLUMNS as _COLUMNS
-from . import earlier
+from ..records import COLUMNS
+from ..records import Record
+from . import idempotent_replay
 from . import MIGRATIONS
-from . import Record
 from . import record_hash
+
+_COLUMNS = ', '.join(COLUMNS)
+_MARKS = ', '.join(f'${number}' for number in range(1, len(COLUMNS) + 1))
 
 # NOTE: Migrations are applied under an advisory lock, so that processes
 #   starting together migrate once.
@@ -49,7 +52,7 @@ class PostgreSQLBackend:
                 stored = None
                 if idempotency:
                     key, fingerprint = idempotency
-                    stored = earlier(await self.recall(key), key, fingerprint)
+                    stored = idempotent_replay(await self.recall(key), key, fingerprint)
                 if stored is None:
                     raise
                 return stored
@@ -118,11 +121,11 @@ async def _migrate(connection):
 async def _add(connection, record, idempotency):
     if idempotency:
         key, fingerprint = idempotency
-        stored = earlier(await _recall(connection, key), key, fingerprint)
+        stored = idempotent_replay(await _recall(connection, key), key, fingerprint)
         if stored:
             return stored
     await connection.execute(
-        f'INSERT INTO images ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+        f'INSERT INTO images ({_COLUMNS}) VALUES ({_MARKS})',
         *record.row(),
     )
     await _xor_digest(connection, record)

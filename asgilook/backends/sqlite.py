@@ -7,24 +7,30 @@ several processes work at once; ``synchronous=FULL`` makes a commit durable.
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 import urllib.parse
 
-from . import COLUMNS as _COLUMNS
-from . import earlier
+from ..records import COLUMNS
+from ..records import Record
+from . import idempotent_replay
 from . import MIGRATIONS
-from . import Record
 from . import record_hash
+
+_COLUMNS = ', '.join(COLUMNS)
+_MARKS = ', '.join('?' * len(COLUMNS))
 
 # NOTE: PRAGMA user_version says how many MIGRATIONS a file has had.
 
 
 class SQLiteBackend:
-    # NOTE: How long to wait for another process's write to finish.
+    # NOTE: How long to wait for another process's write to finish; a URL
+    #   may say otherwise (sqlite:///path.db?timeout=5).
     BUSY_TIMEOUT = 30.0
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, timeout: float = BUSY_TIMEOUT) -> None:
         self._path = path
+        self._timeout = timeout
         self._connection: sqlite3.Connection | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix='asgilook-sqlite'
@@ -32,13 +38,24 @@ class SQLiteBackend:
 
     @classmethod
     def from_url(cls, url: str) -> 'SQLiteBackend':
-        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+        parts = urllib.parse.urlsplit(url)
+        path = urllib.parse.unquote(parts.path)
         if not path.startswith('/') or path == '/':
             raise ValueError(
                 f'{url!r} is not sqlite:///absolute/path.db (three slashes, then '
                 'an absolute path)'
             )
-        return cls(path)
+        query = urllib.parse.parse_qs(parts.query)
+        try:
+            timeout = float(query.pop('timeout', [cls.BUSY_TIMEOUT])[-1])
+        except ValueError:
+            timeout = -1.0
+        if query or not 0 < timeout < float('inf'):
+            raise ValueError(
+                f'{url!r} may only have a timeout=SECONDS (a positive number) '
+                'after the path'
+            )
+        return cls(path, timeout)
 
     async def open(self) -> None:
         if self._connection is None:
@@ -52,7 +69,7 @@ class SQLiteBackend:
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self._path,
-            timeout=self.BUSY_TIMEOUT,
+            timeout=self._timeout,
             isolation_level=None,
             check_same_thread=False,
         )
@@ -104,31 +121,29 @@ def _schema_version(connection):
     return connection.execute('PRAGMA user_version').fetchone()[0]
 
 
-class _transaction:
+@contextlib.contextmanager
+def _transaction(connection):
     """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error."""
-
-    def __init__(self, connection):
-        self._connection = connection
-
-    def __enter__(self):
-        # NOTE: IMMEDIATE takes the write lock now, so that two processes
-        #   never both read, then both try to write.
-        self._connection.execute('BEGIN IMMEDIATE')
-        return self._connection
-
-    def __exit__(self, kind, value, traceback):
-        self._connection.execute('COMMIT' if kind is None else 'ROLLBACK')
+    # NOTE: IMMEDIATE takes the write lock now, so that two processes never
+    #   both read, then both try to write.
+    connection.execute('BEGIN IMMEDIATE')
+    try:
+        yield connection
+    except BaseException:
+        connection.execute('ROLLBACK')
+        raise
+    connection.execute('COMMIT')
 
 
 def _add(connection, record, idempotency):
     with _transaction(connection):
         if idempotency:
             key, fingerprint = idempotency
-            stored = earlier(_recall(connection, key), key, fingerprint)
+            stored = idempotent_replay(_recall(connection, key), key, fingerprint)
             if stored:
                 return stored
         connection.execute(
-            f'INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            f'INSERT INTO images ({_COLUMNS}) VALUES ({_MARKS})',
             record.row(),
         )
         _xor_digest(connection, record)

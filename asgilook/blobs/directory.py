@@ -1,70 +1,32 @@
-"""Where image bytes live: a small interface, and the directory behind it.
-
-The store keeps its index in a backend (``backends/``) and its bytes in
-blobs. Today the blobs are files in ``storage_path``, a local directory or
-one that several hosts mount; an object store would be another class with
-the same five methods.
-"""
+"""Blobs as files in a directory: local, or one that several hosts mount."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 import contextlib
-from contextlib import AbstractAsyncContextManager
 import logging
 import os
 import pathlib
 from typing import Any
-from typing import Protocol
 
 import aiofiles
 import aiofiles.os
 
+from .. import errors
+from . import DERIVED
 from . import files
+from . import read_error
+from . import write_error
 
 logger = logging.getLogger(__name__)
 
 
-class Blobs(Protocol):
-    """The contract a place for image bytes keeps."""
-
-    async def write(self, name: str, data: bytes) -> None:
-        """Store ``data`` durably, all or nothing, before returning."""
-
-    async def read(self, name: str) -> bytes: ...
-
-    async def open(self, name: str) -> Any:
-        """A reader (``seek``, ``read``, ``close``, all awaitable) for streaming."""
-
-    async def size(self, name: str) -> int: ...
-
-    async def remove(self, name: str) -> None:
-        """Remove a blob; one that is already gone is no error."""
-
-    def removing(
-        self, name: str, still_wanted: Callable[[], Awaitable[bool]]
-    ) -> AbstractAsyncContextManager[None]:
-        """Take a blob out of sight for the block; gone if it ends well.
-
-        Raises a storage error (and changes nothing) when the blob cannot be
-        taken away. When the block raises, the blob is put back if
-        ``still_wanted()`` says so (the block may have done its part anyway).
-        """
-
-    async def clean_up(
-        self, known: Callable[[list[str]], Awaitable[set[str]]] | None
-    ) -> tuple[int, int]:
-        """Remove what crashes left behind; say how many unfinished and orphans.
-
-        ``known`` tells which names the index lists; without one (an index
-        that does not outlive its process), no file counts as an orphan.
-        """
-
-
-# NOTE: Where derived images (thumbnails, other formats) are kept, one
-#   directory per image, so that they go with it in one step.
-DERIVED = 'derived'
+def blob_path(config: Any, name: str) -> pathlib.Path:
+    """Where the blob ``name`` is kept under ``config.storage_path``."""
+    # NOTE: Read at every call: tests written for the tutorial set
+    #   storage_path (to a str, even) after Config() is made.
+    return pathlib.Path(config.storage_path) / name
 
 
 class DirectoryBlobs:
@@ -82,9 +44,7 @@ class DirectoryBlobs:
         self._workers = workers
 
     def path(self, name: str) -> pathlib.Path:
-        # NOTE: Read at every call: tests written for the tutorial set
-        #   storage_path (to a str, even) after Config() is made.
-        return pathlib.Path(self._config.storage_path) / name
+        return blob_path(self._config, name)
 
     async def write(self, name: str, data: bytes) -> None:
         path = self.path(name)
@@ -97,26 +57,26 @@ class DirectoryBlobs:
             job.add_done_callback(lambda _: self._workers.submit(files.remove, path))
             raise
         except OSError as ex:
-            raise files.storage_error(ex) from ex
+            raise write_error(ex) from ex
 
     async def read(self, name: str) -> bytes:
         try:
             async with aiofiles.open(self.path(name), 'rb') as blob:
                 return await blob.read()
         except OSError as ex:
-            raise files.read_error(ex) from ex
+            raise read_error(ex) from ex
 
     async def open(self, name: str) -> Any:
         try:
             return await aiofiles.open(self.path(name), 'rb')
         except OSError as ex:
-            raise files.read_error(ex) from ex
+            raise read_error(ex) from ex
 
     async def size(self, name: str) -> int:
         try:
             return (await aiofiles.os.stat(self.path(name))).st_size
         except OSError as ex:
-            raise files.read_error(ex) from ex
+            raise read_error(ex) from ex
 
     async def remove(self, name: str) -> None:
         await self._workers.run(files.remove, self.path(name))
@@ -137,7 +97,7 @@ class DirectoryBlobs:
         except FileNotFoundError:
             tomb = None
         except OSError as ex:
-            raise files.storage_error(ex) from ex
+            raise write_error(ex) from ex
         try:
             yield
         except BaseException:
@@ -154,9 +114,14 @@ class DirectoryBlobs:
         self, known: Callable[[list[str]], Awaitable[set[str]]] | None
     ) -> tuple[int, int]:
         directory = self.path('')
-        dead, old = await self._workers.run(files.leftovers, directory, self.GRACE)
-        # NOTE: Derived images of images that are no longer listed, too.
-        old += await self._workers.run(files.derived_dirs, directory / DERIVED)
+        try:
+            dead, old = await self._workers.run(files.leftovers, directory, self.GRACE)
+            # NOTE: Derived images of images that are no longer listed, too.
+            old += await self._workers.run(files.derived_dirs, directory / DERIVED)
+        except OSError as ex:
+            raise errors.StorageUnavailable(
+                f'The storage could not be searched ({ex}).'
+            ) from ex
         listed = await known([path.name for path in old]) if known else None
         orphans = [
             path for path in old if listed is not None and path.name not in listed

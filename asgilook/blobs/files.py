@@ -1,6 +1,5 @@
 """Image files on disk: atomic writes, removal, and clean-up after a crash."""
 
-import errno
 import os
 import pathlib
 import shutil
@@ -8,8 +7,6 @@ import socket
 import stat
 import time
 import uuid
-
-from . import errors
 
 # NOTE: Temporary files name their host and process, so that clean-up at
 #   start-up can tell a dead writer's leftovers from a live one's work.
@@ -67,27 +64,6 @@ def derived_dirs(directory: pathlib.Path) -> list[pathlib.Path]:
     except FileNotFoundError:
         return []
     return [path for path in entries if path.is_dir() and _is_image_name(path.name)]
-
-
-def storage_error(ex: OSError) -> errors.AsgilookError:
-    """The domain error for a failed write: full (507) or unavailable (503)."""
-    reason = os.strerror(ex.errno) if ex.errno else type(ex).__name__
-    description = f'The image could not be stored ({reason}). Try again later.'
-    if ex.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return errors.StorageFull(description)
-    return errors.StorageUnavailable(description)
-
-
-def read_error(ex: OSError) -> errors.AsgilookError:
-    """The domain error for a listed image whose file cannot be read."""
-    if isinstance(ex, FileNotFoundError):
-        return errors.FileMissing(
-            'The image is listed but its file is missing from storage.'
-        )
-    return errors.StorageUnavailable(
-        f'The image could not be read ({os.strerror(ex.errno) if ex.errno else ex}).'
-        ' Try again later.'
-    )
 
 
 def leftovers(

@@ -1,0 +1,110 @@
+"""Where image bytes live: one small contract, one module per kind of place.
+
+The store keeps its index in a backend (``backends/``) and its bytes in
+blobs. A blob has a name: an image's id for its stored JPEG, and
+``derived/{id}/…`` for the images derived from it (thumbnails, other
+formats), so that everything of one image goes with one
+:meth:`Blobs.remove_all`. Every failure a place for blobs meets is raised as
+one of the domain errors below, never as its own exception: the store and
+the resources know nothing of files.
+
+Today the blobs are files in ``storage_path`` (``directory.py``): a local
+directory, or one that several hosts mount.
+"""
+
+from collections.abc import Awaitable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+import errno
+import os
+from typing import Any
+from typing import Protocol
+
+from .. import errors
+
+# NOTE: Where derived images are kept, one prefix per image.
+DERIVED = 'derived'
+
+
+class Blobs(Protocol):
+    """The contract a place for image bytes keeps.
+
+    Reads raise :class:`~asgilook.errors.FileMissing` for a name that is not
+    there and :class:`~asgilook.errors.StorageUnavailable` when the place
+    cannot answer; writes raise :class:`~asgilook.errors.StorageFull` or
+    :class:`~asgilook.errors.StorageUnavailable`.
+    """
+
+    async def write(self, name: str, data: bytes) -> None:
+        """Store ``data`` durably, all or nothing, before returning."""
+
+    async def read(self, name: str) -> bytes:
+        """All the bytes of a blob."""
+
+    async def open(self, name: str) -> Any:
+        """A reader (``seek``, ``read``, ``close``, all awaitable) for streaming."""
+
+    async def size(self, name: str) -> int:
+        """The length of a blob in bytes."""
+
+    async def remove(self, name: str) -> None:
+        """Remove a blob; one that is already gone is no error."""
+
+    async def remove_all(self, prefix: str) -> None:
+        """Remove every blob under ``prefix/``; none there is no error."""
+
+    def removing(
+        self, name: str, still_wanted: Callable[[], Awaitable[bool]]
+    ) -> AbstractAsyncContextManager[None]:
+        """Take a blob out of sight for the block; gone if it ends well.
+
+        Raises a storage error (and changes nothing) when the blob cannot be
+        taken away. When the block raises, the blob is put back if
+        ``still_wanted()`` says so (the block may have done its part anyway).
+        """
+
+    async def clean_up(
+        self, known: Callable[[list[str]], Awaitable[set[str]]] | None
+    ) -> tuple[int, int]:
+        """Remove what crashes left behind; say how many unfinished and orphans.
+
+        ``known`` tells which names the index lists; without one (an index
+        that does not outlive its process), no blob counts as an orphan.
+        """
+
+
+def from_url(url: str | None, config: Any, workers: Any) -> Blobs:
+    """The place for blobs a URL names (None: the ``storage_path`` directory).
+
+    ``workers`` (:class:`~asgilook.workers.ImageWorkers`) runs what would
+    block: file system calls, for a directory.
+    """
+    if url is None:
+        from .directory import DirectoryBlobs
+
+        return DirectoryBlobs(config, workers)
+    raise ValueError(
+        f'Unsupported storage URL {url!r}: leave it unset to keep images in '
+        'the storage directory (ASGI_LOOK_STORAGE_PATH)'
+    )
+
+
+def write_error(ex: OSError) -> errors.AsgilookError:
+    """The domain error for a failed write: full (507) or unavailable (503)."""
+    reason = os.strerror(ex.errno) if ex.errno else type(ex).__name__
+    description = f'The image could not be stored ({reason}). Try again later.'
+    if ex.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return errors.StorageFull(description)
+    return errors.StorageUnavailable(description)
+
+
+def read_error(ex: OSError) -> errors.AsgilookError:
+    """The domain error for a blob that cannot be read."""
+    if isinstance(ex, FileNotFoundError):
+        return errors.FileMissing(
+            'The image is listed but its file is missing from storage.'
+        )
+    return errors.StorageUnavailable(
+        f'The image could not be read ({os.strerror(ex.errno) if ex.errno else ex}).'
+        ' Try again later.'
+    )

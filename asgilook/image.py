@@ -1,0 +1,127 @@
+"""An image as the service shows it: its record, its URLs and its JSON."""
+
+import datetime
+import hashlib
+from typing import Any
+
+import falcon
+import PIL
+
+from . import imaging
+from .blobs.directory import blob_path
+from .records import Record
+
+
+class Image:
+    """One stored image: a :class:`~asgilook.records.Record` and a config.
+
+    The record's fields (``image_id``, ``modified``, ``frames``, ``digest``,
+    ``color``, ``placeholder``…) read as the image's own attributes.
+    """
+
+    def __init__(self, config: Any, image_id: str, size: tuple[int, int], **fields):
+        width, height = size
+        fields.setdefault('modified', datetime.datetime.now(datetime.UTC))
+        fields.setdefault('digest', hashlib.sha256(image_id.encode()).hexdigest()[:32])
+        self._config = config
+        self.record = Record(image_id=image_id, width=width, height=height, **fields)
+        # NOTE: True where an Idempotency-Key brought back an earlier upload.
+        self.replayed = False
+
+    @classmethod
+    def from_record(cls, config: Any, record: Record) -> 'Image':
+        image = cls.__new__(cls)
+        image._config = config
+        image.record = record
+        image.replayed = False
+        return image
+
+    def __getattr__(self, name: str) -> Any:
+        # NOTE: Only called for what the instance lacks: the record's fields.
+        if name == 'record':
+            raise AttributeError(name)
+        return getattr(self.record, name)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.record.size
+
+    @property
+    def path(self):
+        return blob_path(self._config, self.image_id)
+
+    @property
+    def uri(self) -> str:
+        return f'/images/{self.image_id}.jpeg'
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.digest}"'
+
+    def serialize(self) -> dict:
+        width, height = self.size
+        return {
+            'id': self.image_id,
+            'image': self.uri,
+            'modified': falcon.dt_to_http(self.modified),
+            'size': self.size,
+            'thumbnails': self.thumbnails(),
+            'frames': self.frames,
+            'width': width,
+            'height': height,
+            'srcset': {ext: self.srcset(ext) for ext in imaging.THUMBNAIL_FORMATS},
+            'color': self.color,
+            'placeholder': self.placeholder,
+        }
+
+    def thumbnail_uri(self, width: int, height: int, ext: str = 'jpeg') -> str:
+        return f'/thumbnails/{self.image_id}/{width}x{height}.{ext}'
+
+    def thumbnails(self) -> list[str]:
+        return [
+            self.thumbnail_uri(width, height)
+            for width, height in reductions(self.size, self._config.min_thumb_size)
+        ]
+
+    def derived_sizes(self, ext: str) -> list[tuple[int, int]]:
+        """The sizes served under /thumbnails in format ``ext``.
+
+        JPEG lists the reductions only (the original is the full-size JPEG);
+        other formats start with the full size.
+        """
+        sizes = list(reductions(self.size, self._config.min_thumb_size))
+        if ext != 'jpeg':
+            sizes.insert(0, tuple(self.size))
+        # NOTE: A size the encoder cannot write is not offered at all.
+        longest = imaging.MAX_SIDE[imaging.THUMBNAIL_FORMATS[ext]]
+        return [size for size in sizes if max(size) <= longest]
+
+    def srcset(self, ext: str) -> str:
+        """An ``srcset`` attribute value with ``w`` descriptors, largest first."""
+        candidates = [
+            (self.thumbnail_uri(width, height, ext), width)
+            for width, height in self.derived_sizes(ext)
+        ]
+        if ext == 'jpeg':
+            candidates.insert(0, (self.uri, self.size[0]))
+        return ', '.join(f'{uri} {width}w' for uri, width in candidates)
+
+    def thumbnail_etag(self, size: tuple[int, int], ext: str) -> str:
+        """A strong ETag for a derived image, known before it is rendered.
+
+        Rendering is deterministic, so the source's digest, the size, the
+        format, the quality and the encoder's version decide the bytes.
+        """
+        width, height = size
+        quality = self._config.jpeg_quality
+        recipe = f'{self.digest}:{width}x{height}.{ext}:{quality}:{PIL.__version__}'
+        return f'"{hashlib.sha256(recipe.encode()).hexdigest()[:32]}"'
+
+
+def reductions(size: tuple[int, int], min_size: int):
+    """Yield power-of-two reductions of ``size`` no smaller than ``min_size``."""
+    width, height = size
+    factor = 2
+    while width // factor >= min_size and height // factor >= min_size:
+        yield (width // factor, height // factor)
+        factor *= 2
