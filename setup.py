@@ -23,6 +23,12 @@ extras_require = {
         'httpie',
         'uvicorn[standard]>=0.30',
     ],
+    # NOTE: The docs use the built-in alabaster theme, so Sphinx is all they
+    #   need. Bounded above: CI builds them with warnings as errors, and a new
+    #   major version may warn about what the current one accepts.
+    'docs': [
+        'sphinx>=8.0,<10',
+    ],
     'postgresql': [
         'asyncpg>=0.29',
     ],
