@@ -9,6 +9,7 @@ import falcon.testing
 import pytest
 
 from asgilook import backends
+from asgilook import blobs as blobs_package
 from asgilook import errors
 from asgilook.app import create_app
 from asgilook.store import Store
@@ -16,6 +17,7 @@ from asgilook.workers import ImageWorkers
 
 from . import corpus
 from .fakes import FailingBackend
+from .fakes import FailingBlobs
 from .helpers import decode
 from .helpers import stored_files
 
@@ -228,3 +230,29 @@ def test_derived_images_are_served_when_they_cannot_be_kept(
     assert resp.status_code == 200
     assert decode(resp.content).size == (320, 180)
     assert 'Could not keep derived/' in caplog.text
+
+
+def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image):
+    made = []
+
+    def failing_blobs(url, config, workers):
+        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
+        return made[-1]
+
+    config.blobs_from_url = failing_blobs
+    client = falcon.testing.TestClient(create_app(config))
+    [blobs] = made
+
+    blobs.fail('write', errors.StorageFull('The store is full (fake).'))
+    resp = client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 507
+    assert resp.json['description'] == 'The store is full (fake).'
+    assert client.simulate_get('/images').json == []
+
+    blobs.heal()
+    created = client.simulate_post('/images', body=png_image).json
+    blobs.fail('read', errors.StorageUnavailable('The store is away (fake).'))
+    resp = client.simulate_get(created['thumbnails'][0])
+    assert resp.status_code == 503
+    assert resp.json['title'] == 'Storage unavailable'
+    assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
