@@ -8,6 +8,8 @@ from asgilook.config import Config
 
 
 def test_defaults(tmp_path, monkeypatch):
+    # NOTE: Patched because the default is the one thing under test: Config()
+    #   would otherwise make /tmp/asgilook on the machine running the tests.
     monkeypatch.setattr(Config, 'DEFAULT_CONFIG_PATH', str(tmp_path / 'default'))
     config = Config(environ={})
 

@@ -32,6 +32,8 @@ def test_leftovers_skip_what_vanishes_and_live_writers(tmp_path, monkeypatch):
     def not_yours(pid, signal):
         raise PermissionError(1, 'Operation not permitted')
 
+    # NOTE: Patched because no seam can exist: a process of another user is
+    #   not something a test can start, and os.kill is how files asks.
     monkeypatch.setattr(files.os, 'kill', not_yours)
     assert files.leftovers(tmp_path, grace=60) == ([], [])
 
