@@ -12,6 +12,7 @@ import PIL.ImageMath
 import PIL.ImageOps
 
 from . import errors
+from . import structure
 from .records import Description
 
 # NOTE: Only these decoders ever see an upload. Everything else Pillow could
@@ -142,6 +143,7 @@ def open_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
 
     Only the header is read; nothing is decoded yet.
     """
+    structure.check(data)
     try:
         image = PIL.Image.open(io.BytesIO(data), formats=_DECODERS)
     except PIL.Image.UnidentifiedImageError as ex:
@@ -164,21 +166,7 @@ def open_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
             f'The image is {width}x{height}; no side may be longer than '
             f'{MAX_SIDE["JPEG"]} pixels (the largest a JPEG can be).'
         )
-    if image.format == 'TIFF' and _oversized_blocks(image):
-        image.close()
-        raise errors.TooManyPixels(
-            f'The TIFF image is {width}x{height}, but its tiles are far larger '
-            'than that; they would be decoded whole.'
-        )
     return image
-
-
-def _oversized_blocks(image):
-    # NOTE: libtiff decodes whole tiles, whatever the image's own size (it
-    #   cuts strips to the image's height, so those are safe).
-    width, height = image.size
-    tile = image.tag_v2.get(322, 0) * image.tag_v2.get(323, 0)
-    return tile > max(4 * width * height, 2**20)
 
 
 def to_srgb(image: PIL.Image.Image, background: tuple[int, int, int]):

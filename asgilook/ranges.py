@@ -1,5 +1,7 @@
 """Byte ranges (RFC 9110, section 14) as small pure functions."""
 
+_BEYOND = 2**63
+
 
 class Unsatisfiable(Exception):
     """No requested range overlaps the representation: answer 416."""
@@ -26,17 +28,24 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first:
         if not last:
             return None
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return max(size - suffix, 0), size - 1
 
-    start = int(first)
-    if last and int(last) < start:
+    start = _number(first)
+    if last and _number(last) < start:
         return None
     if start >= size:
         raise Unsatisfiable
-    return start, min(int(last), size - 1) if last else size - 1
+    return start, min(_number(last), size - 1) if last else size - 1
+
+
+def _number(digits: str) -> int:
+    # NOTE: Past 18 digits, any number is beyond every file we serve; and
+    #   Python refuses to convert strings of over 4300 digits at all.
+    digits = digits.lstrip('0') or '0'
+    return int(digits) if len(digits) <= 18 else _BEYOND
 
 
 def _digits(text: str) -> bool:

@@ -247,8 +247,13 @@ def noise(size, seed=7):
     return PIL.Image.frombytes('RGB', size, generator.randbytes(size[0] * size[1] * 3))
 
 
-def tiled_tiff(size, tile):
-    """A little-endian greyscale TIFF of ``size`` made of one ``tile``."""
+def tiled_tiff(size, tile, tile_type=4):
+    """A little-endian greyscale TIFF of ``size`` made of one ``tile``.
+
+    ``tile_type`` is the TIFF type of the tile's width and length tags: LONG
+    (4) as it should be, or what a hostile file may say instead (ASCII 2,
+    RATIONAL 5, UNDEFINED 7; a RATIONAL's value is 0/0).
+    """
     width, height = size
     payload = b'\0' * 64
     entries = [
@@ -258,8 +263,8 @@ def tiled_tiff(size, tile):
         (259, 3, 1),
         (262, 3, 1),
         (277, 3, 1),
-        (322, 4, tile[0]),
-        (323, 4, tile[1]),
+        (322, tile_type, 8 if tile_type == 5 else tile[0]),
+        (323, tile_type, 8 if tile_type == 5 else tile[1]),
         (324, 4, 8),
         (325, 4, len(payload)),
     ]
@@ -267,3 +272,49 @@ def tiled_tiff(size, tile):
         struct.pack('<HHII', tag, kind, 1, value) for tag, kind, value in entries
     )
     return b'II*\0' + struct.pack('<I', 8 + len(payload)) + payload + ifd + b'\0' * 4
+
+
+def scan_bomb(size=(256, 256), repeats=500):
+    """A progressive JPEG whose last scan is repeated ``repeats`` times.
+
+    Every repeat is a valid scan that refines what the last one did: each
+    one costs the decoder a pass over every block.
+    """
+    data = encode(pattern(size), 'JPEG', progressive=True, quality=90)
+    last_scan = data.rindex(b'\xff\xda')
+    body, end = data[last_scan:-2], data[-2:]
+    assert end == b'\xff\xd9'
+    return data[:-2] + body * repeats + end
+
+
+def strip_bomb(strips, size=(64, 64)):
+    """An uncompressed greyscale TIFF of ``size`` that claims ``strips`` strips,
+    every one pointing at the same row."""
+    width, height = size
+    entries = 10
+    offsets_at = 8 + 2 + 12 * entries + 4
+    counts_at = offsets_at + 4 * strips
+    pixels_at = counts_at + 4 * strips
+    ifd = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, strips, offsets_at),
+        (277, 3, 1, 1),
+        (278, 4, 1, 1),
+        (279, 4, strips, counts_at),
+        (284, 3, 1, 1),
+    ]
+    return b''.join(
+        [
+            b'II*\0',
+            struct.pack('<IH', 8, entries),
+            *(struct.pack('<HHII', *entry) for entry in ifd),
+            b'\0' * 4,
+            struct.pack(f'<{strips}I', *[pixels_at] * strips),
+            struct.pack(f'<{strips}I', *[width] * strips),
+            b'\x80' * width,
+        ]
+    )

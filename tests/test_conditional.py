@@ -81,6 +81,11 @@ def test_range_applies(if_range, expected):
         ('bytes=-1000', (0, 99)),
         (' Bytes = 5 - 6 ', (5, 6)),
         ('bytes=99-99', (99, 99)),
+        # NOTE: Numbers longer than Python converts (over 4300 digits).
+        ('bytes=0-' + '9' * 5000, (0, 99)),
+        ('bytes=-' + '9' * 5000, (0, 99)),
+        ('bytes=' + '0' * 5000 + '5-6', (5, 6)),
+        ('bytes=5-' + '0' * 5000 + '6', (5, 6)),
         # NOTE: What a server may ignore, and serve 200 instead.
         ('bytes=0-1,5-6', None),
         ('items=0-1', None),
@@ -97,7 +102,14 @@ def test_requested_range(header, expected):
 
 
 @pytest.mark.parametrize(
-    'header, size', [('bytes=100-', 100), ('bytes=500-600', 100), ('bytes=-0', 100)]
+    'header, size',
+    [
+        ('bytes=100-', 100),
+        ('bytes=500-600', 100),
+        ('bytes=-0', 100),
+        ('bytes=' + '9' * 5000 + '-', 100),
+        ('bytes=' + '9' * 30 + '-' + '9' * 31, 100),
+    ],
 )
 def test_unsatisfiable_range(header, size):
     with pytest.raises(ranges.Unsatisfiable):

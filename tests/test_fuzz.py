@@ -15,6 +15,11 @@ SEEDS = [
     corpus.animated('GIF', [corpus.RED, corpus.BLUE]),
     corpus.raw_png(4, 4, 16, 6, b'\x12\x34' * 4),
     corpus.png_bomb(20_000, 20_000),
+    *(corpus.tiled_tiff((64, 64), (16, 16), kind) for kind in (2, 4, 5, 7)),
+    corpus.strip_bomb(64),
+    corpus.strip_bomb(300),
+    corpus.scan_bomb((64, 48), repeats=20),
+    corpus.scan_bomb((64, 48), repeats=150),
 ]
 
 _SETTINGS = hypothesis.settings(
@@ -76,3 +81,18 @@ def test_random_bytes(config, storage_path, body):
 @hypothesis.given(body=mutated())
 def test_mutated_images(config, storage_path, body):
     _check(config, storage_path, body)
+
+
+_DIGITS = st.text('0123456789', min_size=0, max_size=5000)
+
+
+@_SETTINGS
+@hypothesis.given(
+    first=_DIGITS, last=_DIGITS, unit=st.sampled_from(['bytes', 'Bytes', 'pages'])
+)
+def test_any_range_header(client, png_image, first, last, unit):
+    created = client.simulate_post('/images', body=png_image).json
+    resp = client.simulate_get(
+        created['image'], headers={'Range': f'{unit}={first}-{last}'}
+    )
+    assert resp.status_code in (200, 206, 416)

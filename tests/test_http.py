@@ -209,6 +209,17 @@ def test_unsatisfiable_range_is_416(client, uploaded, storage_path):
     assert resp.headers['Content-Range'] == f'bytes */{size}'
 
 
+def test_ranges_with_huge_numbers_are_never_an_error(client, uploaded, storage_path):
+    stored = (storage_path / FIRST_ID).read_bytes()
+    for header, status, body in [
+        ('bytes=0-' + '9' * 4301, 206, stored),
+        ('bytes=-' + '9' * 5000, 206, stored),
+        ('bytes=' + '9' * 5000 + '-', 416, b''),
+    ]:
+        resp = client.simulate_get(FIRST_URI, headers={'Range': header})
+        assert (resp.status_code, resp.content[: len(body)]) == (status, body)
+
+
 @pytest.mark.parametrize('header', ['bytes=0-1,4-5', 'pages=1-2', 'bytes=9-1'])
 def test_ignored_ranges_get_everything(client, uploaded, storage_path, header):
     resp = client.simulate_get(FIRST_URI, headers={'Range': header})

@@ -271,3 +271,33 @@ def test_tiff_strips_of_all_rows_are_fine(client):
     # NOTE: RowsPerStrip 2**32 - 1 is TIFF's own default: one strip for all.
     body = corpus.encode(corpus.pattern(), 'TIFF', tiffinfo={278: 2**32 - 1})
     assert post(client, body).status_code == 201
+
+
+@pytest.mark.parametrize('tile_type', [2, 5, 7])
+def test_tiff_tile_sizes_that_are_not_numbers(client, storage_path, tile_type):
+    body = corpus.tiled_tiff((64, 64), (16, 16), tile_type)
+    resp = post(client, body)
+    assert_rejected(client, storage_path, resp, 400, 'malformed directory')
+
+
+def test_tiff_strip_bombs_are_refused(client, storage_path):
+    resp = post(client, corpus.strip_bomb(100_000))
+    assert_rejected(
+        client, storage_path, resp, 400, 'claims 100,000 strips or tiles', 'needs 64'
+    )
+
+
+def test_tiff_with_one_strip_per_row_is_fine(client):
+    resp = post(client, corpus.strip_bomb(64))
+    assert resp.status_code == 201, resp.text
+    assert resp.json['size'] == [64, 64]
+
+
+def test_jpeg_scan_bombs_are_refused(client, storage_path):
+    resp = post(client, corpus.scan_bomb(repeats=500))
+    assert_rejected(client, storage_path, resp, 400, 'scans', 'at most 100')
+
+
+def test_progressive_jpegs_with_extra_scans_are_fine(client):
+    resp = post(client, corpus.scan_bomb(repeats=20))
+    assert resp.status_code == 201, resp.text
