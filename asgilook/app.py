@@ -29,6 +29,7 @@ def create_app(config=None):
     app = falcon.asgi.App(
         middleware=[StoreLifespan(store, config.sweep_interval), cache]
     )
+    app.set_error_serializer(errors.serialize)
     app.add_error_handler(errors.AsgilookError, errors.handle)
     app.add_error_handler(backends.driver_errors(), errors.handle_index)
     app.add_route('/images', images)

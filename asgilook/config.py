@@ -23,6 +23,7 @@ class Config:
     DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
     DEFAULT_MAX_PIXELS = 50_000_000
     DEFAULT_UPLOAD_TIMEOUT = 30.0
+    DEFAULT_UPLOAD_IDLE_TIMEOUT = 10.0
     DEFAULT_JPEG_QUALITY = 85
     DEFAULT_BACKGROUND = 'white'
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
@@ -66,6 +67,9 @@ class Config:
         self.max_pixels = env.integer('ASGI_LOOK_MAX_PIXELS', self.DEFAULT_MAX_PIXELS)
         self.upload_timeout = env.seconds(
             'ASGI_LOOK_UPLOAD_TIMEOUT', self.DEFAULT_UPLOAD_TIMEOUT
+        )
+        self.upload_idle_timeout = env.seconds(
+            'ASGI_LOOK_UPLOAD_IDLE_TIMEOUT', self.DEFAULT_UPLOAD_IDLE_TIMEOUT
         )
         self.jpeg_quality = env.integer(
             'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, high=95

@@ -16,11 +16,15 @@ Exception tree::
     ├── InvalidCursor            400 (a listing's cursor we did not hand out)
     ├── FileMissing              404
     ├── StorageFull              507
-    ├── StorageUnavailable       503
+    ├── StorageUnavailable       503 with Retry-After
     └── Overloaded               503 with Retry-After
 """
 
+import json
+
 import falcon
+
+PROBLEM_JSON = 'application/problem+json'
 
 
 class AsgilookError(Exception):
@@ -99,6 +103,8 @@ class StorageFull(AsgilookError):
 class StorageUnavailable(AsgilookError):
     status = falcon.HTTP_503
     title = 'Storage unavailable'
+    # NOTE: Storage rarely comes back within a second (a remount, a share).
+    headers = {'Retry-After': '5'}
 
 
 class Overloaded(AsgilookError):
@@ -124,3 +130,12 @@ async def handle_index(req, resp, ex: Exception, params) -> None:
         description='The image index (database) did not answer; try again shortly.',
         retry_after=1,
     ) from ex
+
+
+def serialize(req, resp, ex: falcon.HTTPError) -> None:
+    """Write every error as a JSON problem (RFC 9457), whatever ``Accept`` says.
+
+    Falcon's ``title`` and ``description`` stay; ``status`` is RFC 9457's.
+    """
+    resp.data = json.dumps({**ex.to_dict(), 'status': ex.status_code}).encode()
+    resp.content_type = PROBLEM_JSON

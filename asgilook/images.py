@@ -80,7 +80,10 @@ class Images:
         #   hold these places only, never the image workers' (see Store.save).
         async with self._uploads.enter():
             data = await uploads.read_upload(
-                req, self._config.max_upload_bytes, self._config.upload_timeout
+                req,
+                self._config.max_upload_bytes,
+                self._config.upload_timeout,
+                self._config.upload_idle_timeout,
             )
             image_id = str(self._config.uuid_generator())
             image = await self._store.save(image_id, data, _idempotency_key(req))

@@ -14,10 +14,10 @@ _FORMS = falcon.media.MultipartFormHandler()
 
 
 async def read_upload(
-    req: falcon.asgi.Request, max_bytes: int, timeout: float
+    req: falcon.asgi.Request, max_bytes: int, timeout: float, idle: float | None = None
 ) -> bytes:
     """Return the uploaded file: the raw body, or a form's one file part."""
-    body = await read_body(req, max_bytes, timeout)
+    body = await read_body(req, max_bytes, timeout, idle)
     if not (req.content_type or '').lower().startswith(_FORM):
         return body
 
@@ -25,11 +25,19 @@ async def read_upload(
     return await loop.run_in_executor(None, form_file, body, req.content_type)
 
 
-async def read_body(req: falcon.asgi.Request, max_bytes: int, timeout: float) -> bytes:
+async def read_body(
+    req: falcon.asgi.Request,
+    max_bytes: int,
+    timeout: float,
+    idle: float | None = None,
+) -> bytes:
     """Read the whole request body, never holding more than ``max_bytes``.
 
     An oversized body is refused from its Content-Length before any of it is
-    read; a chunked one as soon as it grows past the limit.
+    read; a chunked one as soon as it grows past the limit. The whole body
+    must arrive within ``timeout`` seconds, and no gap between two of its
+    parts may last ``idle`` seconds: a client holding an upload place must
+    keep sending.
     """
     too_large = errors.UploadTooLarge(
         f'The upload is larger than the limit of {max_bytes:,} bytes '
@@ -40,20 +48,26 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int, timeout: float) ->
 
     chunks = []
     size = 0
-
-    async def receive():
-        nonlocal size
-        async for chunk in req.stream:
-            size += len(chunk)
-            if size > max_bytes:
-                raise too_large
-            chunks.append(chunk)
-
+    stream = aiter(req.stream)
     try:
-        await asyncio.wait_for(receive(), timeout)
+        async with asyncio.timeout(timeout) as whole:
+            while True:
+                async with asyncio.timeout(idle):
+                    chunk = await anext(stream, None)
+                if chunk is None:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large
+                chunks.append(chunk)
     except TimeoutError as ex:
+        if whole.expired():
+            raise errors.UploadTimeout(
+                f'The request body did not arrive within {timeout:g} seconds.'
+            ) from ex
         raise errors.UploadTimeout(
-            f'The request body did not arrive within {timeout:g} seconds.'
+            f'No part of the request body arrived for {idle:g} seconds; '
+            'send it without pauses.'
         ) from ex
 
     if req.content_length is not None and size < req.content_length:

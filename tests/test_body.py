@@ -79,9 +79,29 @@ def test_stalled_body_times_out(app, config, storage_path):
     assert status == 408
     assert error == {
         'title': 'Upload too slow',
+        'status': 408,
         'description': 'The request body did not arrive within 0.2 seconds.',
     }
     assert list(storage_path.iterdir()) == []
+
+
+def test_a_body_that_pauses_times_out_early(app, config, storage_path):
+    config.upload_idle_timeout = 0.2
+    body = corpus.encode(corpus.pattern(), 'PNG')
+    # NOTE: Steady trickles are fine; one long pause is not.
+    events = [body[:50], 0.1, body[50:100], 0.1, body[100:150], 1.0, body[150:]]
+
+    status, error = Client(events).post(app, len(body))
+    assert status == 408
+    assert error['description'] == (
+        'No part of the request body arrived for 0.2 seconds; send it without pauses.'
+    )
+    assert list(storage_path.iterdir()) == []
+
+    trickle = [body[i : i + 100] for i in range(0, len(body), 100)]
+    events = [event for chunk in trickle for event in (chunk, 0.05)]
+    status, image = Client(events).post(app, len(body))
+    assert status == 201
 
 
 def test_disconnect_mid_body(app, storage_path):

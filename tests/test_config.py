@@ -50,6 +50,7 @@ def test_environment_overrides(tmp_path):
             'ASGI_LOOK_MAX_UPLOAD_BYTES': '1048576',
             'ASGI_LOOK_MAX_PIXELS': '1000000',
             'ASGI_LOOK_UPLOAD_TIMEOUT': '5',
+            'ASGI_LOOK_UPLOAD_IDLE_TIMEOUT': '2',
             'ASGI_LOOK_JPEG_QUALITY': '95',
             'ASGI_LOOK_BACKGROUND': '#102030',
             'ASGI_LOOK_IMAGE_WORKERS': '3',
@@ -67,6 +68,7 @@ def test_environment_overrides(tmp_path):
     assert config.max_upload_bytes == 1048576
     assert config.max_pixels == 1000000
     assert config.upload_timeout == 5
+    assert config.upload_idle_timeout == 2
     assert config.jpeg_quality == 95
     assert config.background == (0x10, 0x20, 0x30)
     assert config.image_workers == 3
@@ -96,6 +98,7 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_MAX_UPLOAD_BYTES', '32M'),
         ('ASGI_LOOK_MAX_PIXELS', '0'),
         ('ASGI_LOOK_UPLOAD_TIMEOUT', '-1'),
+        ('ASGI_LOOK_UPLOAD_IDLE_TIMEOUT', 'soon'),
         ('ASGI_LOOK_JPEG_QUALITY', '100'),
         ('ASGI_LOOK_JPEG_QUALITY', '0'),
         ('ASGI_LOOK_BACKGROUND', 'not-a-colour'),

@@ -53,6 +53,7 @@ def test_disk_full_is_507(client, small_disk):
     assert resp.status_code == 507
     assert resp.json == {
         'title': 'Insufficient storage',
+        'status': 507,
         'description': (
             'The image could not be stored (No space left on device). Try again later.'
         ),
@@ -148,13 +149,30 @@ def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken
         path.mkdir()
 
     for uri in (created['image'], created['thumbnails'][0]):
-        resp = client.simulate_get(uri)
-        if broken == 'missing':
-            assert resp.status_code == 404
-            assert resp.json['title'] == 'Image file missing'
-        else:
-            assert resp.status_code == 503
-            assert resp.json['title'] == 'Storage unavailable'
+        get, head = client.simulate_get(uri), client.simulate_head(uri)
+        for resp in (get, head):
+            if broken == 'missing':
+                assert resp.status_code == 404
+                assert resp.headers.get('Retry-After') is None
+            else:
+                assert resp.status_code == 503
+                assert resp.headers['Retry-After'] == '5'
+        assert get.json['title'] == (
+            'Image file missing' if broken == 'missing' else 'Storage unavailable'
+        )
+
+    resp = client.simulate_delete(created['image'])
+    if broken == 'missing':
+        assert resp.status_code == 204
+        assert client.simulate_get('/images').json == []
+    else:
+        # NOTE: Tampered storage: nothing is removed, the record included.
+        assert resp.status_code == 503
+        assert resp.json['description'] == (
+            'The image could not be removed (Is a directory). Try again later.'
+        )
+        assert client.simulate_get('/images').json == [created]
+        assert path.is_dir()
 
 
 def test_renders_beyond_the_workers_capacity_get_503(config, renders, png_image):

@@ -65,7 +65,7 @@ def _check(config, storage_path, body):
         for uri in resp.json['thumbnails']:
             assert client.simulate_get(uri).status_code == 200
     else:
-        assert set(resp.json) == {'title', 'description'}
+        assert set(resp.json) == {'title', 'description', 'status'}
 
     files = sorted(path.name for path in storage_path.iterdir())
     assert files == sorted(image['id'] for image in accepted)

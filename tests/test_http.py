@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 
 import aiofiles
 import falcon
@@ -370,3 +371,30 @@ def test_derived_sizes_stop_at_what_the_encoder_can_write(client):
         == 404
     )
     assert _candidates(created['srcset']['jpeg'])[0][1] == 17_000
+
+
+@pytest.mark.parametrize(
+    'accept',
+    [
+        None,
+        'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+        'text/html',
+        'application/xml',
+        'image/avif,image/webp,*/*',
+    ],
+)
+def test_errors_are_json_problems_whatever_is_accepted(client, accept):
+    headers = {'Accept': accept} if accept else {}
+    for method, path, body, status in [
+        ('POST', '/images', b'not an image', 415),
+        ('GET', '/images/1a256a8a-2063-46ff-b53f-d04d5bcf5eee.jpeg', None, 404),
+        ('GET', '/images?limit=0', None, 400),
+        ('GET', '/nowhere', None, 404),
+        ('PUT', '/images', None, 405),
+    ]:
+        resp = client.simulate_request(method, path, body=body, headers=headers)
+        assert resp.status_code == status
+        assert resp.headers['Content-Type'] == 'application/problem+json'
+        problem = json.loads(resp.content)
+        assert problem['status'] == status
+        assert problem['title']

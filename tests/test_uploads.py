@@ -16,8 +16,9 @@ from .helpers import FIRST_ID
 
 def assert_rejected(client, storage_path, resp, status, *fragments):
     assert resp.status_code == status, resp.text
-    assert resp.headers['Content-Type'] == 'application/json'
-    assert set(resp.json) == {'title', 'description'}
+    assert resp.headers['Content-Type'] == 'application/problem+json'
+    assert set(resp.json) == {'title', 'description', 'status'}
+    assert resp.json['status'] == status
     for fragment in fragments:
         assert fragment in resp.json['description']
     assert list(storage_path.iterdir()) == []

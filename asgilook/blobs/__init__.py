@@ -89,10 +89,13 @@ def from_url(url: str | None, config: Any, workers: Any) -> Blobs:
     )
 
 
-def write_error(ex: OSError) -> errors.AsgilookError:
-    """The domain error for a failed write: full (507) or unavailable (503)."""
+def write_error(ex: OSError, done: str = 'stored') -> errors.AsgilookError:
+    """The domain error for a failed write: full (507) or unavailable (503).
+
+    ``done`` says what could not be done to the image: stored, or removed.
+    """
     reason = os.strerror(ex.errno) if ex.errno else type(ex).__name__
-    description = f'The image could not be stored ({reason}). Try again later.'
+    description = f'The image could not be {done} ({reason}). Try again later.'
     if ex.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return errors.StorageFull(description)
     return errors.StorageUnavailable(description)

@@ -74,7 +74,7 @@ class DirectoryBlobs:
 
     async def size(self, name: str) -> int:
         try:
-            return (await aiofiles.os.stat(self.path(name))).st_size
+            return files.regular_size(await aiofiles.os.stat(self.path(name)))
         except OSError as ex:
             raise read_error(ex) from ex
 
@@ -93,11 +93,11 @@ class DirectoryBlobs:
         #   and is undone easily; a leftover is cleaned up at start-up.
         tomb = path.with_name(files.temporary_name(path.name))
         try:
-            await self._workers.run(os.replace, path, tomb)
+            await self._workers.run(files.set_aside, path, tomb)
         except FileNotFoundError:
             tomb = None
         except OSError as ex:
-            raise write_error(ex) from ex
+            raise write_error(ex, 'removed') from ex
         try:
             yield
         except BaseException:

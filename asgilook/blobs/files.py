@@ -1,5 +1,6 @@
 """Image files on disk: atomic writes, removal, and clean-up after a crash."""
 
+import errno
 import os
 import pathlib
 import shutil
@@ -43,6 +44,20 @@ def write_atomically(
 def temporary_name(name: str) -> str:
     """A hidden name for a file in the making (or the unmaking)."""
     return f'.{name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp'
+
+
+def regular_size(status: os.stat_result) -> int:
+    """The size of a regular file; an error for anything else (a directory
+    where an image should be is storage tampered with)."""
+    if not stat.S_ISREG(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, 'Not a regular file')
+    return status.st_size
+
+
+def set_aside(path: pathlib.Path, tomb: pathlib.Path) -> None:
+    """Rename the regular file ``path`` to ``tomb``; an error for anything else."""
+    regular_size(path.stat())
+    os.replace(path, tomb)
 
 
 def remove(path: pathlib.Path) -> None:
