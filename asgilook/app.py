@@ -5,6 +5,7 @@ from . import errors
 from .cache import RedisCache
 from .config import Config
 from .failopen import FailOpenRedis
+from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
 from .store import Store
@@ -29,6 +30,7 @@ def create_app(config=None):
     app = falcon.asgi.App(
         middleware=[StoreLifespan(store, config.sweep_interval), cache]
     )
+    app.router_options.converters['uuid'] = CanonicalUUID
     app.set_error_serializer(errors.serialize)
     app.add_error_handler(errors.AsgilookError, errors.handle)
     app.add_error_handler(backends.driver_errors(), errors.handle_index)

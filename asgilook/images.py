@@ -1,6 +1,8 @@
+import re
 import urllib.parse
 
 import falcon
+import falcon.routing
 
 from . import conditional
 from . import imaging
@@ -18,6 +20,19 @@ IMMUTABLE = 'public, max-age=31536000, immutable'
 LISTING_KEY = 'images'
 _CHUNK = 64 * 1024
 _MAX_KEY_LENGTH = 255
+
+
+class CanonicalUUID(falcon.routing.UUIDConverter):
+    """Falcon's ``uuid`` converter, for the one spelling the tutorial gives out.
+
+    ``uuid.UUID`` also reads braces, ``urn:uuid:`` and bare hex: one image
+    would have many URLs (and cache entries). Either case is fine.
+    """
+
+    _CANONICAL = re.compile(r'[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}')
+
+    def convert(self, value):
+        return super().convert(value) if self._CANONICAL.fullmatch(value) else None
 
 
 class Images:

@@ -127,8 +127,13 @@ def dominant_color(image: PIL.Image.Image) -> str:
 
 def placeholder(image: PIL.Image.Image) -> str:
     """A tiny stand-in for the image, as a data URI of a few hundred bytes."""
-    data = encode(_tiny(image), 'JPEG', 40)
-    return 'data:image/jpeg;base64,' + base64.b64encode(data).decode()
+    # NOTE: PNG, not JPEG: at 16 pixels a JPEG is mostly its tables, and its
+    #   colour blocks smear hard edges into tinted blotches.
+    tiny = _tiny(image)
+    tiny.info = {}
+    output = io.BytesIO()
+    tiny.save(output, 'PNG', optimize=True)
+    return 'data:image/png;base64,' + base64.b64encode(output.getvalue()).decode()
 
 
 def _tiny(image):

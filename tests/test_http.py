@@ -7,6 +7,7 @@ import json
 import aiofiles
 import falcon
 import PIL.Image
+import PIL.ImageDraw
 import pytest
 
 from asgilook import imaging
@@ -332,17 +333,36 @@ def test_placeholder_and_colour(client, storage_path):
     placeholder, color = resp.json['placeholder'], resp.json['color']
 
     assert len(placeholder) < 1000
-    prefix = 'data:image/jpeg;base64,'
+    prefix = 'data:image/png;base64,'
     assert placeholder.startswith(prefix)
     tiny = decode(base64.b64decode(placeholder[len(prefix) :]))
     assert tiny.size == (16, 8)
-    assert_close(tiny.getpixel((2, 2)), corpus.RED, 40)
-    assert_close(tiny.getpixel((13, 6)), corpus.BLUE, 40)
+    assert_close(tiny.getpixel((2, 2)), corpus.RED, 8)
+    assert_close(tiny.getpixel((13, 6)), corpus.BLUE, 8)
 
     # NOTE: The average of red, green, blue and yellow quadrants.
     assert len(color) == 7
     rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
     assert_close(rgb, (128, 128, 64), 8)
+
+
+def test_placeholder_of_a_transparent_image_is_what_was_stored(client):
+    # NOTE: Fully transparent magenta around an opaque blue disc: flattened
+    #   onto white, the corners are plain white, in the placeholder too.
+    image = PIL.Image.new('RGBA', (200, 150), (255, 0, 255, 0))
+    PIL.ImageDraw.Draw(image).ellipse([50, 30, 150, 120], fill=(0, 0, 255, 255))
+    resp = client.simulate_post('/images', body=corpus.encode(image, 'PNG'))
+    data = resp.json['placeholder'].split(',', 1)[1]
+    tiny = decode(base64.b64decode(data)).convert('RGB')
+
+    flat = PIL.Image.new('RGB', image.size, (255, 255, 255))
+    flat.paste(image, mask=image.getchannel('A'))
+    expected = flat.resize(tiny.size, PIL.Image.Resampling.BOX)
+    for x in range(tiny.width):
+        for y in range(tiny.height):
+            assert_close(tiny.getpixel((x, y)), expected.getpixel((x, y)), 2)
+    for corner in [(0, 0), (15, 0), (0, 11), (15, 11)]:
+        assert_close(tiny.getpixel(corner), (255, 255, 255), 2)
 
 
 def test_reading_a_range_stops_at_the_end_of_the_file(tmp_path):

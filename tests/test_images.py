@@ -3,6 +3,7 @@ import datetime
 import email.utils
 
 import falcon
+import pytest
 
 from asgilook.store import Image
 from asgilook.store import Store
@@ -207,3 +208,24 @@ def test_tutorial_image_objects(config):
     assert image.modified.tzinfo is datetime.UTC
     twin = copy.copy(image)
     assert twin.serialize() == image.serialize()
+
+
+@pytest.mark.parametrize(
+    'spelling',
+    [
+        '{36562622-48e5-4a61-be67-e426b11821ed}',
+        'urn:uuid:36562622-48e5-4a61-be67-e426b11821ed',
+        '3656262248e54a61be67e426b11821ed',
+        '36562622-48e5-4a61-be67-e426b11821ed ',
+    ],
+)
+def test_one_spelling_of_an_image_id(client, png_image, spelling):
+    client.simulate_post('/images', body=png_image)
+    for path in (f'/images/{spelling}.jpeg', f'/thumbnails/{spelling}/320x180.jpeg'):
+        assert client.simulate_get(path).status_code == 404
+        assert client.simulate_head(path).status_code == 404
+    assert client.simulate_delete(f'/images/{spelling}.jpeg').status_code == 404
+
+    upper = FIRST_ID.upper()
+    assert client.simulate_get(f'/images/{upper}.jpeg').status_code == 200
+    assert client.simulate_get(f'/thumbnails/{upper}/320x180.jpeg').status_code == 200

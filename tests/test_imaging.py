@@ -76,7 +76,7 @@ def test_dominant_color_and_placeholder():
 
     assert imaging.dominant_color(image) == '#0ac81e'
     uri = imaging.placeholder(image)
-    assert uri.startswith('data:image/jpeg;base64,')
+    assert uri.startswith('data:image/png;base64,')
     assert len(uri) < 1000
 
 
