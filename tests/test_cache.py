@@ -1,6 +1,8 @@
 import asyncio
+import datetime
 import logging
 import time
+import uuid
 
 import fakeredis
 import falcon
@@ -9,11 +11,13 @@ import falcon.testing
 import msgpack
 import pytest
 
+from asgilook import backends
 from asgilook.app import create_app
 from asgilook.cache import cached
 from asgilook.cache import do_not_cache
 from asgilook.cache import RedisCache
 from asgilook.failopen import FailOpenRedis
+from asgilook.records import Record
 
 from .fakes import FlakyRedis
 from .helpers import FIRST_ID
@@ -569,3 +573,76 @@ def test_calls_on_their_way_when_redis_goes_count_once(config, flaky):
     assert falcon.async_to_sync(many_at_once) == [False] * 8
     # NOTE: Eight calls failed together: one failure, one second to wait.
     assert round(redis.retry_at - time.monotonic()) == 1
+
+
+def _records(count):
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    return [
+        Record(
+            image_id=str(uuid.UUID(int=number + 1)),
+            width=640,
+            height=480,
+            modified=start + datetime.timedelta(seconds=number),
+            digest=f'{number:032x}',
+        )
+        for number in range(count)
+    ]
+
+
+@pytest.fixture(params=['client', 'real_client'])
+def listing_of_105(request, config):
+    """A client (over fakeredis, then a redis-server) whose index lists 105
+    images: more than a default page."""
+    backend = backends.from_url(None)
+    for record in _records(105):
+        falcon.async_to_sync(backend.add, record)
+    config.backend_from_url = lambda url: backend
+    return request.getfixturevalue(request.param)
+
+
+def test_a_blank_cursor_is_no_cursor(listing_of_105):
+    client = listing_of_105
+    blank = client.simulate_get('/images?cursor=')
+    assert len(blank.json) == 105
+    assert 'Link' not in blank.headers
+
+    full = client.simulate_get('/images')
+    assert full.headers['X-ASGILook-Cache'] == 'Hit'
+    assert full.json == blank.json
+
+    page = client.simulate_get('/images?limit=2&cursor=')
+    assert [item['id'] for item in page.json] == [r.image_id for r in _records(2)]
+    assert page.headers['Link'].endswith('; rel=next')
+    again = client.simulate_get('/images?limit=2')
+    assert again.headers['X-ASGILook-Cache'] == 'Hit'
+    assert again.json == page.json
+
+
+def test_spellings_of_one_page_share_one_entry(listing_of_105, request):
+    client = listing_of_105
+    spellings = ['limit=5', 'limit=+5', 'limit=%205', 'limit=05', 'limit=005']
+    first, *others = (client.simulate_get(f'/images?{q}') for q in spellings)
+    assert first.headers['X-ASGILook-Cache'] == 'Miss'
+    for resp in others:
+        assert resp.headers['X-ASGILook-Cache'] == 'Hit'
+        assert resp.json == first.json
+    with _redis_entry_setters(request) as redis:
+        assert redis.keys(f'{RedisCache.PREFIX}GET:/images*') == [
+            f'{RedisCache.PREFIX}GET:/images?limit=5'.encode()
+        ]
+
+    bad = client.simulate_get('/images?limit=x')
+    assert bad.status_code == 400
+    assert bad.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+def test_junk_queries_on_thumbnails_make_no_entries(any_client, request, png_image):
+    created = any_client.simulate_post('/images', body=png_image).json
+    thumbnail = created['thumbnails'][0]
+    any_client.simulate_get(thumbnail)
+    with _redis_entry_setters(request) as redis:
+        before = redis.dbsize()
+        for n in range(100):
+            resp = any_client.simulate_get(f'{thumbnail}?cursor=x{n}&limit={n}')
+            assert resp.headers['X-ASGILook-Cache'] == 'Hit'
+        assert redis.dbsize() == before
