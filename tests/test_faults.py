@@ -274,3 +274,24 @@ def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image
     assert resp.status_code == 503
     assert resp.json['title'] == 'Storage unavailable'
     assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+def test_a_file_that_goes_between_two_looks_is_404(config, storage_path, png_image):
+    made = []
+
+    def failing_blobs(url, config, workers):
+        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
+        return made[-1]
+
+    config.blobs_from_url = failing_blobs
+    client = falcon.testing.TestClient(create_app(config))
+    created = client.simulate_post('/images', body=png_image).json
+
+    async def vanish():
+        # NOTE: Another host deletes the image after its size was read.
+        (storage_path / created['id']).unlink()
+
+    made[0].after('size', vanish)
+    resp = client.simulate_get(created['image'])
+    assert resp.status_code == 404
+    assert resp.json['title'] == 'Image file missing'

@@ -497,3 +497,42 @@ def test_a_busy_database_is_503(store_config, png_image):
     assert resp.status_code == 503
     assert resp.headers['Retry-After'] == '1'
     assert resp.json['title'] == 'Index unavailable'
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+def test_reads_never_wait_for_a_write_that_waits(store_config):
+    store_config.database_url += '?timeout=10'
+    app = create_app(store_config)
+
+    async def read_while_a_delete_waits():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            body = corpus.encode(corpus.pattern((256, 192)), 'PNG')
+            doomed, kept = [
+                (await conductor.simulate_post('/images', body=body)).json
+                for _ in range(2)
+            ]
+            other = sqlite3.connect(_sqlite_path(store_config), isolation_level=None)
+            other.execute('BEGIN IMMEDIATE')
+            try:
+                deleting = asyncio.ensure_future(
+                    conductor.simulate_delete(doomed['image'])
+                )
+                await asyncio.sleep(0.2)
+                reads = [
+                    await conductor.simulate_get('/images'),
+                    await conductor.simulate_get(kept['image']),
+                    await conductor.simulate_get(kept['thumbnails'][0]),
+                ]
+                still_waiting = not deleting.done()
+            finally:
+                other.execute('ROLLBACK')
+                other.close()
+            return reads, still_waiting, await deleting, kept
+
+    reads, still_waiting, deleted, kept = falcon.async_to_sync(
+        read_while_a_delete_waits
+    )
+    assert still_waiting
+    assert [resp.status_code for resp in reads] == [200, 200, 200]
+    assert kept in reads[0].json
+    assert deleted.status_code == 204

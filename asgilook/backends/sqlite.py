@@ -1,8 +1,10 @@
 """SQLite: embedded, one machine, any number of worker processes.
 
-The standard library's driver runs on one thread of its own, so the event
-loop never waits for the database. WAL mode lets readers and one writer in
-several processes work at once; ``synchronous=FULL`` makes a commit durable.
+The standard library's driver runs on threads of its own, so the event loop
+never waits for the database: one connection writes, another reads, so that
+a write waiting for another process's lock never holds up a read. WAL mode
+lets readers and one writer in several processes work at once;
+``synchronous=FULL`` makes a commit durable.
 """
 
 import asyncio
@@ -31,10 +33,10 @@ class SQLiteBackend:
     def __init__(self, path: str, timeout: float = BUSY_TIMEOUT) -> None:
         self._path = path
         self._timeout = timeout
-        self._connection: sqlite3.Connection | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix='asgilook-sqlite'
-        )
+        self._writer = _Lane('asgilook-sqlite-write')
+        self._reader = _Lane('asgilook-sqlite-read')
+        # NOTE: Writes whose caller was cancelled go on in their thread.
+        self._abandoned: set[asyncio.Future] = set()
 
     @classmethod
     def from_url(cls, url: str) -> 'SQLiteBackend':
@@ -58,21 +60,24 @@ class SQLiteBackend:
         return cls(path, timeout)
 
     async def open(self) -> None:
-        if self._connection is None:
-            self._connection = await self._run(self._connect)
+        # NOTE: The writer first: it makes or migrates the schema.
+        await self._writer.open(self._connect, True)
+        await self._reader.open(self._connect, False)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await self._run(connection.close)
+        await self._writer.close()
+        await self._reader.close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, writer: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self._path,
             timeout=self._timeout,
             isolation_level=None,
             check_same_thread=False,
         )
+        if not writer:
+            connection.execute('PRAGMA query_only = ON')
+            return connection
         connection.execute('PRAGMA journal_mode = WAL')
         connection.execute('PRAGMA synchronous = FULL')
         connection.execute('PRAGMA foreign_keys = ON')
@@ -87,34 +92,70 @@ class SQLiteBackend:
                 connection.execute(f'PRAGMA user_version = {number}')
         return connection
 
+    async def _write(self, func, *args):
+        await self.open()
+        job = asyncio.ensure_future(self._writer.call(func, *args))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            self._abandoned.add(job)
+            job.add_done_callback(self._abandoned.discard)
+            raise
+
+    async def _read(self, func, *args):
+        await self.open()
+        if self._abandoned:
+            # NOTE: Whoever asks after a cancelled write (the store, to know
+            #   whether to keep a file) must see how that write ended.
+            await asyncio.wait(self._abandoned)
+        return await self._reader.call(func, *args)
+
+    async def add(self, record, idempotency=None):
+        return await self._write(_add, record, idempotency)
+
+    async def recall(self, key):
+        return await self._read(_recall, key)
+
+    async def get(self, image_id):
+        return await self._read(_get, image_id)
+
+    async def known(self, image_ids):
+        return await self._read(_known, image_ids)
+
+    async def delete(self, image_id):
+        return await self._write(_delete, image_id)
+
+    async def page(self, limit, after=None):
+        return await self._read(_page, limit, after)
+
+    async def version(self):
+        return await self._read(_version)
+
+
+class _Lane:
+    """One connection on one thread of its own, as sqlite3 wants them."""
+
+    def __init__(self, name):
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=name
+        )
+        self._connection = None
+
+    async def open(self, connect, *args):
+        if self._connection is None:
+            self._connection = await self._run(connect, *args)
+
+    async def close(self):
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._run(connection.close)
+
+    async def call(self, func, *args):
+        return await self._run(func, self._connection, *args)
+
     async def _run(self, func, *args):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
-
-    async def _call(self, func, *args):
-        await self.open()
-        return await self._run(func, self._connection, *args)
-
-    async def add(self, record, idempotency=None):
-        return await self._call(_add, record, idempotency)
-
-    async def recall(self, key):
-        return await self._call(_recall, key)
-
-    async def get(self, image_id):
-        return await self._call(_get, image_id)
-
-    async def known(self, image_ids):
-        return await self._call(_known, image_ids)
-
-    async def delete(self, image_id):
-        return await self._call(_delete, image_id)
-
-    async def page(self, limit, after=None):
-        return await self._call(_page, limit, after)
-
-    async def version(self):
-        return await self._call(_version)
 
 
 def _schema_version(connection):
