@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import dataclasses
 import functools
 import logging
+import re
+import secrets
 from typing import Any
 import urllib.parse
 
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 # NOTE: Headers an entry does not keep: the server and Falcon set them anew.
 _NOT_REPLAYED = frozenset({'content-length', 'date', 'server'})
 _ENTRY_VERSION = 2
+# NOTE: A parameter in a route's URI template: {name} or {name:converter}.
+_PARAMETER = re.compile(r'\{(\w+)(?::[^}]*)?\}')
 
 KeyParams = Callable[[falcon.asgi.Request], Mapping[str, Any]]
 Validator = Callable[..., Awaitable[bool]]
@@ -149,7 +153,7 @@ class RedisCache:
         """
         if req.method not in self.CACHE_ON:
             return False
-        key = self._key(req, policy.key_params)
+        key = self._key(req, params, policy.key_params)
         resp.context.cache_key = key
         try:
             data = await self._redis.call('get', key)
@@ -175,7 +179,10 @@ class RedisCache:
     async def process_response(self, req, resp, resource, req_succeeded):
         try:
             if req_succeeded and req.method in self.INVALIDATE_ON:
-                await self._redis.call('delete', self._key(req))
+                # NOTE: Only a route without parameters (POST /images) has a
+                #   GET twin to forget; every entry is checked on a hit anyway.
+                if '{' not in (req.uri_template or '{'):
+                    await self._redis.call('delete', self._key(req))
             elif req.method in self.CACHE_ON:
                 await self._store(req, resp, req_succeeded)
         except Unavailable:
@@ -201,19 +208,23 @@ class RedisCache:
         else:
             await self._redis.call('set', key, data, ex=self.TTL)
 
-    def _key(self, req, key_params=None):
-        # NOTE: HEAD shares GET's entry: both answer with the same headers. Of
-        #   the query, only what the route reads counts, as it reads it: any
-        #   other spelling would make a new entry for the same response.
-        params = key_params(req) if key_params else {}
+    def _key(self, req, params=None, key_params=None):
+        # NOTE: HEAD shares GET's entry: both answer with the same headers.
+        #   The path is the route's, with its parameters as converted (a
+        #   UUID in lower case, numbers without zeros in front), and of the
+        #   query only what the route reads, as it reads it: any other
+        #   spelling would make a new entry for the same response.
+        template = req.uri_template or req.path
+        path = _PARAMETER.sub(lambda m: str(params[m.group(1)]), template)
+        pairs = key_params(req) if key_params else {}
         query = urllib.parse.urlencode(
             [
                 (name, value)
-                for name, value in sorted(params.items())
+                for name, value in sorted(pairs.items())
                 if value is not None
             ]
         )
-        return f'{self.PREFIX}GET:{req.path}' + (f'?{query}' if query else '')
+        return f'{self.PREFIX}GET:{path}' + (f'?{query}' if query else '')
 
     @staticmethod
     def _cacheable(resp):
@@ -224,19 +235,26 @@ class RedisCache:
 
         Whoever takes the short Redis lock renders; the others poll for the
         entry it stores, and render themselves if the lock goes (released or
-        expired) without one.
+        expired) without one, or after ``config.cache_lock_wait`` seconds.
         """
         lock_key = f'{self.PREFIX}lock:{key}'
-        token = await self._redis.lock(lock_key, self._config.cache_lock_ttl)
-        if token is not None:
-            resp.context.cache_lock = (lock_key, token)
+        token = secrets.token_hex(8)
+        # NOTE: Released at the end even if taking it seemed to fail: a SET
+        #   that timed out here may still have happened in Redis.
+        resp.context.cache_lock = (lock_key, token)
+        if await self._redis.lock(lock_key, token, self._config.cache_lock_ttl):
             return None
+        resp.context.cache_lock = None
 
-        # NOTE: The lock expires by itself if its holder dies or hangs.
-        while True:
+        # NOTE: A lock whose holder died (or lost Redis) expires by itself;
+        #   nobody waits for it longer than the wait budget.
+        waited = 0.0
+        while waited < self._config.cache_lock_wait:
             await asyncio.sleep(self.LOCK_POLL_INTERVAL)
+            waited += self.LOCK_POLL_INTERVAL
             data = await self._redis.call('get', key)
             if data is not None:
                 return data
             if not await self._redis.call('exists', lock_key):
                 return None
+        return None

@@ -30,6 +30,7 @@ class Config:
     DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
     DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
     DEFAULT_CACHE_LOCK_TTL = 10.0
+    DEFAULT_CACHE_LOCK_WAIT = 2.0
     DEFAULT_MAX_UPLOADS = 16
     DEFAULT_SWEEP_INTERVAL = 600.0
 
@@ -89,8 +90,10 @@ class Config:
             'ASGI_LOOK_CACHE_MAX_ENTRY_BYTES', self.DEFAULT_CACHE_MAX_ENTRY_BYTES
         )
         # NOTE: How long one request may hold the right to render what others
-        #   wait for, and how often the storage is swept for crash leftovers.
+        #   wait for, how long the others wait for it at most, and how often
+        #   the storage is swept for crash leftovers.
         self.cache_lock_ttl = self.DEFAULT_CACHE_LOCK_TTL
+        self.cache_lock_wait = self.DEFAULT_CACHE_LOCK_WAIT
         self.sweep_interval = self.DEFAULT_SWEEP_INTERVAL
 
         self.backend_from_url = Config.DEFAULT_BACKEND_FROM_URL

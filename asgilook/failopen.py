@@ -10,7 +10,6 @@ dead server.
 import asyncio
 from collections.abc import Callable
 import logging
-import secrets
 import time
 from typing import Any
 import urllib.parse
@@ -84,15 +83,10 @@ class FailOpenRedis:
         except _REDIS_ERRORS as ex:
             logger.debug('Closing the Redis client failed: %r', ex)
 
-    async def lock(self, key: str, ttl: float) -> str | None:
-        """Take a lock that expires by itself after ``ttl`` seconds.
-
-        Returns the token to :meth:`unlock` it with, or None if another
-        holder (of any process) has it.
-        """
-        token = secrets.token_hex(8)
-        taken = await self.call('set', key, token, nx=True, px=int(ttl * 1000))
-        return token if taken else None
+    async def lock(self, key: str, token: str, ttl: float) -> bool:
+        """Take a lock, as ``token``, that expires by itself after ``ttl``
+        seconds; False if another holder (of any process) has it."""
+        return bool(await self.call('set', key, token, nx=True, px=int(ttl * 1000)))
 
     async def unlock(self, key: str, token: str) -> None:
         """Release a lock if it is still ours; never raises."""

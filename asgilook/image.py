@@ -11,6 +11,21 @@ from . import imaging
 from .blobs.directory import blob_path
 from .records import Record
 
+# NOTE: Raised whenever the JSON of an image changes shape, so that cached
+#   listings (and clients' ETags) of the old shape are not taken for current.
+JSON_VERSION = 1
+
+
+def representation(config: Any) -> str:
+    """A short tag of what, beside the index, decides an image's JSON."""
+    shape = (
+        JSON_VERSION,
+        config.min_thumb_size,
+        sorted(imaging.THUMBNAIL_FORMATS.items()),
+        sorted(imaging.MAX_SIDE.items()),
+    )
+    return hashlib.sha256(repr(shape).encode()).hexdigest()[:8]
+
 
 class Image:
     """One stored image: a :class:`~asgilook.records.Record` and a config.

@@ -57,12 +57,18 @@ class Images:
             #   nothing cached, for a page that may mix two versions.
             etag = None
             do_not_cache(resp)
+        if cursor is not None:
+            # NOTE: Pages after the first are not kept: cursors are many (any
+            #   position can be asked for) and each is read about once.
+            do_not_cache(resp)
         resp.media = [image.serialize() for image in images]
         resp.cache_control = ['no-cache']
         _purge_key(resp, LISTING_KEY)
         if following:
             query = urllib.parse.urlencode({'limit': limit, 'cursor': following})
-            resp.append_link(f'{req.path}?{query}', 'next')
+            # NOTE: The route's own path: req.path may be //images, which a
+            #   client would read as a link to another host.
+            resp.append_link(f'{req.uri_template}?{query}', 'next')
         _validate(req, resp, etag, None)
 
     on_head = on_get
@@ -148,12 +154,8 @@ class Thumbnails:
     def __init__(self, store):
         self._store = store
 
-    async def _is_current(self, req, etag, image_id, width, height, ext='jpeg'):
-        image = await self._store.find(str(image_id))
-        return image is not None and etag == image.thumbnail_etag((width, height), ext)
-
-    @cached(is_current=_is_current)
-    async def on_get(self, req, resp, image_id, width, height, ext='jpeg'):
+    async def _find(self, req, image_id, width, height, ext):
+        """The image and size a thumbnail URL names; 404 unless it is listed."""
         image = await self._store.find(str(image_id))
         if not image or ext not in imaging.THUMBNAIL_FORMATS:
             raise falcon.HTTPNotFound
@@ -165,7 +167,18 @@ class Thumbnails:
         uri = image.thumbnail_uri(width, height, ext)
         if size not in image.derived_sizes(ext) or not req.path.lower().endswith(uri):
             raise falcon.HTTPNotFound
+        return image, size
 
+    async def _is_current(self, req, etag, image_id, width, height, ext='jpeg'):
+        try:
+            image, size = await self._find(req, image_id, width, height, ext)
+        except falcon.HTTPNotFound:
+            return False
+        return etag == image.thumbnail_etag(size, ext)
+
+    @cached(is_current=_is_current)
+    async def on_get(self, req, resp, image_id, width, height, ext='jpeg'):
+        image, size = await self._find(req, image_id, width, height, ext)
         etag = image.thumbnail_etag(size, ext)
         _describe_image(resp, image, etag, imaging.MEDIA_TYPES[ext])
         if _validate(req, resp, etag, image.modified):
@@ -214,7 +227,7 @@ def _validate(req, resp, etag, last_modified):
         return False
     if outcome == conditional.PRECONDITION_FAILED:
         raise falcon.HTTPPreconditionFailed(
-            description='The image does not match the If-Match or '
+            description='The resource does not match the If-Match or '
             'If-Unmodified-Since condition of the request.'
         )
     return True

@@ -26,7 +26,9 @@ def page_query(req: falcon.asgi.Request) -> dict[str, int | str | None]:
     number from 1 to :data:`MAX_PAGE`, and for a cursor this service did not
     hand out.
     """
-    limit = req.get_param_as_int('limit', min_value=1, max_value=MAX_PAGE)
+    limit = None
+    if req.get_param('limit'):
+        limit = req.get_param_as_int('limit', min_value=1, max_value=MAX_PAGE)
     cursor = req.get_param('cursor') or None
     if cursor is not None:
         decode_cursor(cursor)
@@ -49,9 +51,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         text = base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)).decode()
         micros, image_id = text.split(':', 1)
         position = int(micros), str(uuid.UUID(image_id))
-        # NOTE: Only what this service could have handed out: a 64-bit time
-        #   and the canonical spelling of a UUID.
-        if not -(2**63) <= position[0] < 2**63 or position[1] != image_id:
+        # NOTE: Only what this service could have handed out, spelt as it
+        #   spells it (a canonical UUID, no padding, no zeros in front): one
+        #   page, one cursor.
+        if not -(2**63) <= position[0] < 2**63 or encode_cursor(position) != cursor:
             raise ValueError(cursor)
         return position
     except (binascii.Error, UnicodeDecodeError, ValueError) as ex:

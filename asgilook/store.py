@@ -18,6 +18,7 @@ from . import paging
 from .derived import DerivedImages
 from .derived import prefix as derived_prefix
 from .image import Image
+from .image import representation
 from .records import Record
 
 logger = logging.getLogger(__name__)
@@ -85,12 +86,14 @@ class Store:
         return images, paging.encode_cursor(records[-1].position) if more else None
 
     async def listing_etag(self, limit=None, cursor=None):
-        """The ETag of a page: it changes whenever the listing does."""
+        """The ETag of a page: it changes whenever the listing does, and
+        whenever the settings that shape an image's JSON do."""
         version = await self.backend.version()
+        shape = representation(self._config)
         if limit is None and cursor is None:
-            return f'"{version}"'
+            return f'"{version}.{shape}"'
         query = hashlib.sha256(f'{limit}:{cursor}'.encode()).hexdigest()[:8]
-        return f'"{version}.{query}"'
+        return f'"{version}.{shape}.{query}"'
 
     async def make_thumbnail(self, image, size, ext='jpeg'):
         return await self.derived.get(image, size, ext)

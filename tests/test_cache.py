@@ -1,7 +1,9 @@
 import asyncio
+import base64
 import datetime
 import logging
 import time
+import urllib.parse
 import uuid
 
 import fakeredis
@@ -646,3 +648,112 @@ def test_junk_queries_on_thumbnails_make_no_entries(any_client, request, png_ima
             resp = any_client.simulate_get(f'{thumbnail}?cursor=x{n}&limit={n}')
             assert resp.headers['X-ASGILook-Cache'] == 'Hit'
         assert redis.dbsize() == before
+
+
+def test_a_cursor_has_one_spelling_and_its_pages_are_not_kept(listing_of_105, request):
+    client = listing_of_105
+    page = client.simulate_get('/images?limit=2')
+    link = page.headers['Link']
+    assert link.startswith('</images?limit=2&cursor=')
+    cursor = urllib.parse.parse_qs(link[1 : link.index('>')].split('?')[1])['cursor'][0]
+
+    text = base64.urlsafe_b64decode(cursor + '=' * (-len(cursor) % 4)).decode()
+    micros, image_id = text.split(':')
+    respelt = [
+        cursor + '=',
+        cursor + '==',
+        base64.urlsafe_b64encode(f'0{micros}:{image_id}'.encode()).decode(),
+        base64.urlsafe_b64encode(f'+{micros}:{image_id}'.encode()).decode(),
+        base64.urlsafe_b64encode(f'{micros}:{image_id.upper()}'.encode()).decode(),
+    ]
+    for spelling in respelt:
+        resp = client.simulate_get('/images', params={'limit': 2, 'cursor': spelling})
+        assert resp.status_code == 400, spelling
+        assert resp.json['title'] == 'Invalid cursor'
+
+    with _redis_entry_setters(request) as redis:
+        before = redis.dbsize()
+        for _ in range(2):
+            resp = client.simulate_get('/images', params={'limit': 2, 'cursor': cursor})
+            assert resp.status_code == 200
+            assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+        assert redis.dbsize() == before
+
+
+def test_spellings_of_one_path_share_one_entry(any_client, request, png_image):
+    created = any_client.simulate_post('/images', body=png_image).json
+    thumbnail = created['thumbnails'][0]
+    assert any_client.simulate_get(thumbnail).headers['X-ASGILook-Cache'] == 'Miss'
+    with _redis_entry_setters(request) as redis:
+        before = redis.dbsize()
+        for path in (
+            thumbnail.replace(FIRST_ID, FIRST_ID.upper()),
+            '/' + thumbnail,
+            '///' + thumbnail,
+        ):
+            resp = any_client.simulate_get(path)
+            assert resp.status_code == 200
+            assert resp.headers['X-ASGILook-Cache'] == 'Hit'
+        assert redis.dbsize() == before
+
+    # NOTE: A spelling the route refuses is refused on a hit too.
+    zeros = thumbnail.replace('/320x180.', '/0320x0180.')
+    assert any_client.simulate_get(zeros).status_code == 404
+
+
+def test_links_name_the_route_not_the_spelling(any_client, png_image):
+    for _ in range(2):
+        any_client.simulate_post('/images', body=png_image)
+    resp = any_client.simulate_get('//images', params={'limit': 1})
+    assert resp.headers['Link'].startswith('</images?limit=1&cursor=')
+
+
+def test_nobody_waits_long_for_a_lock_without_a_holder(any_client, request, config):
+    config.cache_lock_wait = 0.2
+    with _redis_entry_setters(request) as redis:
+        # NOTE: As a SET NX that timed out for its sender and happened anyway.
+        redis.set(f'{RedisCache.PREFIX}lock:{_key("/images")}', b'nobody', px=60_000)
+
+    started = time.monotonic()
+    resp = any_client.simulate_get('/images')
+    assert resp.status_code == 200
+    assert resp.json == []
+    assert time.monotonic() - started < 5
+
+
+def test_a_lock_taken_by_a_command_that_timed_out_is_released(config, png_image):
+    class SlowToConfirm(FlakyRedis):
+        async def set(self, key, value, **options):
+            result = await super().set(key, value, **options)
+            if options.get('nx'):
+                # NOTE: Done in Redis, but the answer comes too late.
+                await asyncio.sleep(1)
+            return result
+
+    slow = SlowToConfirm()
+    config.redis_from_url = lambda url: slow
+    config.redis_timeout = 0.05
+    client = falcon.testing.TestClient(create_app(config))
+    client.simulate_post('/images', body=png_image)
+
+    resp = client.simulate_get('/images')
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+    assert falcon.async_to_sync(slow.redis.keys, f'{RedisCache.PREFIX}lock:*') == []
+
+
+def test_a_change_of_settings_is_not_served_from_the_cache(
+    any_client, config, png_image
+):
+    created = any_client.simulate_post('/images', body=png_image).json
+    smallest = created['thumbnails'][-1]
+    for path in ('/images', smallest):
+        any_client.simulate_get(path)
+        assert any_client.simulate_get(path).headers['X-ASGILook-Cache'] == 'Hit'
+
+    # NOTE: As a restart with another ASGI_LOOK_MIN_THUMB_SIZE would.
+    config.min_thumb_size = 100
+    listing = any_client.simulate_get('/images')
+    assert listing.headers['X-ASGILook-Cache'] == 'Miss'
+    assert smallest not in listing.json[0]['thumbnails']
+    assert any_client.simulate_get(smallest).status_code == 404
