@@ -56,8 +56,7 @@ class FailOpenRedis:
 
         try:
             result = await asyncio.wait_for(
-                getattr(self._client, command)(*args, **kwargs),
-                self._config.redis_timeout,
+                self._send(command, *args, **kwargs), self._config.redis_timeout
             )
         except _REDIS_ERRORS as ex:
             # NOTE: Calls that were on their way when Redis went are one
@@ -68,6 +67,15 @@ class FailOpenRedis:
 
         self._mark_up()
         return result
+
+    async def _send(self, command, *args, **kwargs):
+        try:
+            return await getattr(self._client, command)(*args, **kwargs)
+        except redis.exceptions.ConnectionError:
+            # NOTE: A pooled connection from before a Redis restart fails
+            #   once; a fresh one (the pool makes it) decides. Every command
+            #   we send is safe to send twice.
+            return await getattr(self._client, command)(*args, **kwargs)
 
     async def ping(self) -> bool:
         """Whether Redis answers now."""

@@ -757,3 +757,28 @@ def test_a_change_of_settings_is_not_served_from_the_cache(
     assert listing.headers['X-ASGILook-Cache'] == 'Miss'
     assert smallest not in listing.json[0]['thumbnails']
     assert any_client.simulate_get(smallest).status_code == 404
+
+
+def test_a_redis_restart_costs_no_request_its_cache(config, own_redis, png_image):
+    own_redis.start()
+    config.redis_from_url = type(config).DEFAULT_REDIS_FROM_URL
+    config.redis_host = own_redis.url
+    app = create_app(config)
+
+    async def across_a_restart():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            await conductor.simulate_post('/images', body=png_image)
+            before = [await conductor.simulate_get('/images') for _ in range(2)]
+            # NOTE: The pooled connections now lead nowhere.
+            own_redis.stop()
+            own_redis.start()
+            after = [await conductor.simulate_get('/images') for _ in range(2)]
+            return before + after
+
+    responses = falcon.async_to_sync(across_a_restart)
+    assert [resp.headers['X-ASGILook-Cache'] for resp in responses] == [
+        'Miss',
+        'Hit',
+        'Miss',
+        'Hit',
+    ]
