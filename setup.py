@@ -11,6 +11,9 @@ requirements = [
     'aiofiles>=23.1',
     'falcon>=4.0',
     'msgpack>=1.0',
+    # NOTE: Worker processes with a per-job timeout: threads cannot be
+    #   stopped, and a hostile image can keep a decoder busy for minutes.
+    'pebble>=5.0',
     # NOTE: 13.0.0 fixes a critical overflow in the JPEG decoder.
     'Pillow>=13.0.0',
     # NOTE: redis.asyncio is the maintained successor of aioredis, which no

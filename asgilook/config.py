@@ -28,6 +28,7 @@ class Config:
     DEFAULT_BACKGROUND = 'white'
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
     DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
+    DEFAULT_IMAGE_DEADLINE = 10.0
     DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
     DEFAULT_CACHE_LOCK_TTL = 10.0
     DEFAULT_CACHE_LOCK_WAIT = 2.0
@@ -81,6 +82,9 @@ class Config:
         )
         self.image_queue = env.integer(
             'ASGI_LOOK_IMAGE_QUEUE', self.DEFAULT_IMAGE_QUEUE, low=0
+        )
+        self.image_deadline = env.seconds(
+            'ASGI_LOOK_IMAGE_DEADLINE', self.DEFAULT_IMAGE_DEADLINE
         )
         self.max_uploads = env.integer(
             'ASGI_LOOK_MAX_UPLOADS', self.DEFAULT_MAX_UPLOADS

@@ -18,6 +18,7 @@ from .blobs import Blobs
 from .blobs import DERIVED
 from .image import Image
 from .workers import ImageWorkers
+from .workers import RETRY_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,16 @@ class DerivedImages:
 
         async with self._workers.slot():
             data = await self._blobs.read(image.image_id)
-            rendered = await self._workers.run(
-                imaging.render_thumbnail, data, size, self._quality(), ext
-            )
+            try:
+                rendered = await self._workers.process(
+                    imaging.render_thumbnail, data, size, self._quality(), ext
+                )
+            except (errors.ImageTooSlow, errors.CorruptImage) as ex:
+                # NOTE: Our own JPEG: what failed is this host, for now.
+                raise errors.Overloaded(
+                    f'The image could not be rendered now ({ex.description}).',
+                    retry_after=RETRY_AFTER,
+                ) from ex
         try:
             await self._blobs.write(kept, rendered)
         except (errors.StorageFull, errors.StorageUnavailable) as ex:

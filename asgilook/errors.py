@@ -12,6 +12,7 @@ Exception tree::
     │   ├── UnsupportedImage     415
     │   ├── TooManyPixels        422
     │   ├── CorruptImage         400
+    │   ├── ImageTooSlow         422 (stopped at the deadline)
     │   └── IdempotencyKeyReused 422
     ├── InvalidCursor            400 (a listing's cursor we did not hand out)
     ├── FileMissing              404
@@ -78,6 +79,11 @@ class TooManyPixels(UploadError):
 
 class CorruptImage(UploadError):
     title = 'Unreadable image'
+
+
+class ImageTooSlow(UploadError):
+    status = falcon.HTTP_422
+    title = 'Image too slow to process'
 
 
 class IdempotencyKeyReused(UploadError):

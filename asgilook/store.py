@@ -30,7 +30,7 @@ class Store:
         #   in the tutorial, builds them with the config's factories.
         self._config = config
         self.workers = workers or config.workers_factory(
-            config.image_workers, config.image_queue
+            config.image_workers, config.image_queue, config.image_deadline
         )
         self.backend = backend or config.backend_from_url(config.database_url)
         self.blobs = blobs or config.blobs_from_url(
@@ -50,6 +50,7 @@ class Store:
 
     async def close(self):
         await self.backend.close()
+        await self.workers.close()
 
     # NOTE: The tutorial's synchronous accessors; they can only work where
     #   the index is in this process's memory.
@@ -117,7 +118,9 @@ class Store:
             quality=self._config.jpeg_quality,
         )
         async with self.workers.slot():
-            converted = await self.workers.run(imaging.convert_to_jpeg, data, policy)
+            converted = await self.workers.process(
+                imaging.convert_to_jpeg, data, policy
+            )
 
         image = Image.from_record(
             self._config,

@@ -14,6 +14,7 @@ from asgilook.config import Config
 
 from .fakes import CountingWorkers
 from .fakes import Renders
+from .fakes import TwinWorkers
 from .servers import PostgresServer
 from .servers import RedisServer
 
@@ -63,6 +64,7 @@ def config(predictable_uuid, storage_path, fake_redis_server):
     config.redis_retry_interval = 0
     config.storage_path = storage_path
     config.uuid_generator = predictable_uuid
+    config.workers_factory = TwinWorkers
     return config
 
 
@@ -72,8 +74,8 @@ def renders(config):
     this fixture (list it before ``client``)."""
     made = Renders()
 
-    def counting_workers(max_workers, max_queue):
-        return CountingWorkers(max_workers, max_queue, made)
+    def counting_workers(max_workers, max_queue, deadline):
+        return CountingWorkers(max_workers, max_queue, deadline, made)
 
     config.workers_factory = counting_workers
     return made

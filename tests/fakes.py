@@ -7,6 +7,7 @@ import time
 import fakeredis
 import redis.exceptions
 
+from asgilook import errors
 from asgilook import imaging
 from asgilook.workers import ImageWorkers
 
@@ -107,18 +108,44 @@ class Renders(list):
     delay = 0.0
 
 
+class TwinWorkers(ImageWorkers):
+    """The real worker processes, and a twin of every image job in this one.
+
+    Whatever a worker process answers (bytes, or an error of the image's),
+    the same function run here must answer too: nothing may get lost or
+    change on the way through pickles and pipes. It also lets coverage see
+    the imaging code, which it cannot follow into the workers.
+    """
+
+    async def process(self, func, *args):
+        try:
+            result = await super().process(func, *args)
+        except errors.ImageTooSlow:
+            raise
+        except errors.AsgilookError as ex:
+            try:
+                await asyncio.to_thread(func, *args)
+            except type(ex) as twin:
+                assert twin.description == ex.description
+            else:
+                raise AssertionError(f'{func.__name__} only failed in a worker')
+            raise
+        assert await asyncio.to_thread(func, *args) == result
+        return result
+
+
 class CountingWorkers(ImageWorkers):
     """Image workers that note (and may slow down) every thumbnail render."""
 
-    def __init__(self, max_workers, max_queue, renders):
-        super().__init__(max_workers, max_queue)
+    def __init__(self, max_workers, max_queue, deadline, renders):
+        super().__init__(max_workers, max_queue, deadline)
         self._renders = renders
 
-    def submit(self, func, *args):
+    async def process(self, func, *args):
         if func is imaging.render_thumbnail:
             self._renders.append(args[1])
             func = functools.partial(_slowly, self._renders.delay, func)
-        return super().submit(func, *args)
+        return await super().process(func, *args)
 
 
 def _slowly(delay, func, *args):

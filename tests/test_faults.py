@@ -6,6 +6,7 @@ import subprocess
 
 import falcon
 import falcon.testing
+import PIL.Image
 import pytest
 
 from asgilook import backends
@@ -93,8 +94,8 @@ class SignallingWorkers(ImageWorkers):
         super().__init__(max_workers=1, max_queue=0)
         self.converted = asyncio.Event()
 
-    async def run(self, func, *args):
-        result = await super().run(func, *args)
+    async def process(self, func, *args):
+        result = await super().process(func, *args)
         self.converted.set()
         return result
 
@@ -295,3 +296,77 @@ def test_a_file_that_goes_between_two_looks_is_404(config, storage_path, png_ima
     resp = client.simulate_get(created['image'])
     assert resp.status_code == 404
     assert resp.json['title'] == 'Image file missing'
+
+
+# NOTE: Image work runs in worker processes with a deadline (issue 10).
+
+
+def test_image_work_past_the_deadline_is_stopped(config, storage_path, png_image):
+    config.image_deadline = 0.01
+    slow = falcon.testing.TestClient(create_app(config))
+    # NOTE: No 12-megapixel image converts in a hundredth of a second.
+    body = corpus.encode(PIL.Image.new('RGB', (4000, 3000), 'teal'), 'PNG')
+
+    resp = slow.simulate_post('/images', body=body)
+    assert resp.status_code == 422
+    assert resp.json['title'] == 'Image too slow to process'
+    assert resp.json['description'] == (
+        'The image took longer than 0.01 seconds to process, and was stopped.'
+    )
+    assert stored_files(storage_path) == []
+    assert slow.simulate_get('/images').json == []
+
+    config.image_deadline = 10
+    client = falcon.testing.TestClient(create_app(config))
+    assert client.simulate_post('/images', body=png_image).status_code == 201
+
+
+def test_a_render_past_the_deadline_is_503(config, renders, png_image):
+    config.image_deadline = 0.5
+    app = create_app(config)
+    created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
+    renders.delay = 3.0
+
+    async def render_and_list():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            rendering = asyncio.ensure_future(
+                conductor.simulate_get(created.json['thumbnails'][0])
+            )
+            await asyncio.sleep(0.1)
+            # NOTE: Meanwhile the service answers as usual.
+            listing = await conductor.simulate_get('/images')
+            return listing, rendering.done(), await rendering
+
+    listing, rendered_already, resp = falcon.async_to_sync(render_and_list)
+    assert listing.status_code == 200
+    assert not rendered_already
+    assert resp.status_code == 503
+    assert resp.headers['Retry-After'] == '1'
+    assert 'took longer than 0.5 seconds' in resp.json['description']
+
+    renders.delay = 0
+    resp = falcon.testing.TestClient(app).simulate_get(created.json['thumbnails'][0])
+    assert resp.status_code == 200
+
+
+def _die(*args):
+    os._exit(3)
+
+
+class DyingWorkers(ImageWorkers):
+    """Workers whose every image job ends its process, as a crash would."""
+
+    async def process(self, func, *args):
+        return await super().process(_die, *args)
+
+
+def test_a_decoder_that_dies_is_a_400(config, storage_path, png_image):
+    config.workers_factory = DyingWorkers
+    client = falcon.testing.TestClient(create_app(config))
+
+    resp = client.simulate_post('/images', body=png_image)
+    assert resp.status_code == 400
+    assert resp.json['description'].startswith(
+        'The image could not be decoded: its decoder stopped'
+    )
+    assert stored_files(storage_path) == []
