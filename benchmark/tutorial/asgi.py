@@ -1,0 +1,5 @@
+"""The tutorial's asgi.py."""
+
+from .app import create_app
+
+app = create_app()
