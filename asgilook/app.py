@@ -15,9 +15,7 @@ from .store import StoreLifespan
 def create_app(config=None):
     """Build every object of the service, and wire them into one ASGI app."""
     config = config or Config()
-    workers = config.workers_factory(
-        config.image_workers, config.image_queue, config.image_deadline
-    )
+    workers = config.workers_factory(config)
     store = Store(
         config,
         backend=config.backend_from_url(config.database_url),

@@ -27,8 +27,10 @@ class Config:
     DEFAULT_JPEG_QUALITY = 85
     DEFAULT_BACKGROUND = 'white'
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
-    DEFAULT_IMAGE_QUEUE = 4 * DEFAULT_IMAGE_WORKERS
+    DEFAULT_IMAGE_QUEUE = 256
     DEFAULT_IMAGE_DEADLINE = 10.0
+    DEFAULT_IMAGE_MEMORY = 256 * 2**20
+    DEFAULT_QUEUE_TIMEOUT = 30.0
     DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
     DEFAULT_CACHE_LOCK_TTL = 10.0
     DEFAULT_CACHE_LOCK_WAIT = 2.0
@@ -39,7 +41,7 @@ class Config:
     #   embedders replace them (as the tutorial does redis_from_url).
     DEFAULT_BACKEND_FROM_URL = staticmethod(backends.from_url)
     DEFAULT_BLOBS_FROM_URL = staticmethod(blobs.from_url)
-    DEFAULT_WORKERS_FACTORY = ImageWorkers
+    DEFAULT_WORKERS_FACTORY = ImageWorkers.from_config
 
     def __init__(self, environ=None):
         # NOTE: Tests pass their own mapping so they never touch os.environ.
@@ -85,6 +87,13 @@ class Config:
         )
         self.image_deadline = env.seconds(
             'ASGI_LOOK_IMAGE_DEADLINE', self.DEFAULT_IMAGE_DEADLINE
+        )
+        self.image_memory = (
+            env.integer('ASGI_LOOK_IMAGE_MEMORY_MB', self.DEFAULT_IMAGE_MEMORY // 2**20)
+            * 2**20
+        )
+        self.queue_timeout = env.seconds(
+            'ASGI_LOOK_QUEUE_TIMEOUT', self.DEFAULT_QUEUE_TIMEOUT
         )
         self.max_uploads = env.integer(
             'ASGI_LOOK_MAX_UPLOADS', self.DEFAULT_MAX_UPLOADS

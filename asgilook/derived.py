@@ -68,7 +68,7 @@ class DerivedImages:
         except errors.FileMissing:
             pass
 
-        async with self._workers.slot():
+        async with self._workers.slot(imaging.render_cost(image.size, size)):
             data = await self._blobs.read(image.image_id)
             try:
                 rendered = await self._workers.process(

@@ -5,7 +5,6 @@ import hashlib
 from typing import Any
 
 import falcon
-import PIL
 
 from . import imaging
 from .blobs.directory import blob_path
@@ -124,13 +123,13 @@ class Image:
     def thumbnail_etag(self, size: tuple[int, int], ext: str) -> str:
         """A strong ETag for a derived image, known before it is rendered.
 
-        Rendering is deterministic, so the source's digest, the size, the
-        format, the quality and the encoder's version decide the bytes.
+        Rendering is deterministic, so the source's digest, the size and the
+        recipe (format, settings, code and encoder versions) decide the bytes.
         """
         width, height = size
-        quality = self._config.jpeg_quality
-        recipe = f'{self.digest}:{width}x{height}.{ext}:{quality}:{PIL.__version__}'
-        return f'"{hashlib.sha256(recipe.encode()).hexdigest()[:32]}"'
+        recipe = imaging.recipe(ext, self._config.jpeg_quality)
+        made = f'{self.digest}:{width}x{height}.{ext}:{recipe}'
+        return f'"{hashlib.sha256(made.encode()).hexdigest()[:32]}"'
 
 
 def reductions(size: tuple[int, int], min_size: int):

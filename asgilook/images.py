@@ -39,7 +39,9 @@ class Images:
     def __init__(self, config, store):
         self._config = config
         self._store = store
-        self._uploads = Gate(config.max_uploads, 'uploads')
+        # NOTE: Uploads beyond the places wait (their bodies unread, held
+        #   back by the server's flow control) rather than being refused.
+        self._uploads = Gate(config.max_uploads, 'uploads', config.queue_timeout)
 
     async def _listing_is_current(self, req, etag):
         query = page_query(req)

@@ -29,9 +29,7 @@ class Store:
         # NOTE: create_app passes every collaborator; Store(config) alone, as
         #   in the tutorial, builds them with the config's factories.
         self._config = config
-        self.workers = workers or config.workers_factory(
-            config.image_workers, config.image_queue, config.image_deadline
-        )
+        self.workers = workers or config.workers_factory(config)
         self.backend = backend or config.backend_from_url(config.database_url)
         self.blobs = blobs or config.blobs_from_url(
             config.blobs_url, config, self.workers
@@ -117,7 +115,10 @@ class Store:
             background=self._config.background,
             quality=self._config.jpeg_quality,
         )
-        async with self.workers.slot():
+        weight = await self.workers.run(
+            imaging.convert_cost, data, self._config.max_pixels
+        )
+        async with self.workers.slot(weight):
             converted = await self.workers.process(
                 imaging.convert_to_jpeg, data, policy
             )

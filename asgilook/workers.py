@@ -1,4 +1,4 @@
-"""Bounded places for work, that say no rather than queue forever.
+"""Bounded places for work: jobs wait their turn, for a while, in order.
 
 Pillow work runs in worker processes, so that a job past its deadline can be
 stopped (a thread cannot be): the worker is ended and replaced. File work,
@@ -6,6 +6,7 @@ which needs no deadline, runs on threads.
 """
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 import concurrent.futures
@@ -22,40 +23,93 @@ RETRY_AFTER = 1
 
 
 class Gate:
-    """Admits up to ``capacity`` holders at once; the next one gets a 503."""
+    """Admits holders while their weights fit in ``capacity``.
 
-    def __init__(self, capacity: int, busy: str) -> None:
-        self.capacity = capacity
-        self.admitted = 0
-        self._busy = busy
-
-    @contextlib.asynccontextmanager
-    async def enter(self) -> AsyncIterator[None]:
-        """Hold one of the places for the duration of the block."""
-        if self.admitted >= self.capacity:
-            raise errors.Overloaded(
-                f'Too many {self._busy} at once ({self.capacity}); '
-                f'retry in {RETRY_AFTER} s.',
-                retry_after=RETRY_AFTER,
-            )
-        self.admitted += 1
-        try:
-            yield
-        finally:
-            self.admitted -= 1
-
-
-class ImageWorkers:
-    """Runs image work in a few processes and admits a bounded number of jobs.
-
-    ``max_workers`` jobs run at once and up to ``max_queue`` more wait; past
-    that, :meth:`slot` raises :class:`~asgilook.errors.Overloaded` at once,
-    so memory stays bounded however many clients send images. A job that
-    runs longer than ``deadline`` seconds is stopped.
+    The others wait their turn, first come first served, for up to ``wait``
+    seconds; then, or when ``queue`` are waiting already, they get a 503. A
+    holder heavier than the whole capacity is admitted alone.
     """
 
     def __init__(
-        self, max_workers: int, max_queue: int, deadline: float | None = None
+        self, capacity: int, busy: str, wait: float = 0.0, queue: int | None = None
+    ) -> None:
+        self.capacity = capacity
+        self.admitted = 0
+        self._busy = busy
+        self._wait = wait
+        self._queue = queue
+        self._waiting: collections.deque = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        """How many wait for a place now."""
+        return len(self._waiting)
+
+    @contextlib.asynccontextmanager
+    async def enter(self, weight: int = 1) -> AsyncIterator[None]:
+        """Hold ``weight`` of the capacity for the duration of the block."""
+        weight = min(max(weight, 1), self.capacity)
+        if self._waiting or self.admitted + weight > self.capacity:
+            await self._wait_for(weight)
+        else:
+            self.admitted += weight
+        try:
+            yield
+        finally:
+            self.admitted -= weight
+            self._wake()
+
+    async def _wait_for(self, weight):
+        if not self._wait or (self._queue is not None and self.waiting >= self._queue):
+            raise self._overloaded(waited=False)
+        turn = asyncio.get_running_loop().create_future()
+        entry = (weight, turn)
+        self._waiting.append(entry)
+        try:
+            async with asyncio.timeout(self._wait):
+                await turn
+        except BaseException as ex:
+            # NOTE: Its turn may have come just as it timed out or went away.
+            if turn.done() and not turn.cancelled():
+                self.admitted -= weight
+            else:
+                self._waiting.remove(entry)
+            self._wake()
+            if isinstance(ex, TimeoutError):
+                raise self._overloaded(waited=True) from None
+            raise
+
+    def _wake(self):
+        while self._waiting and self.admitted + self._waiting[0][0] <= self.capacity:
+            weight, turn = self._waiting.popleft()
+            self.admitted += weight
+            turn.set_result(None)
+
+    def _overloaded(self, waited):
+        waited = f'waited {self._wait:g} s; ' if waited else ''
+        return errors.Overloaded(
+            f'Too many {self._busy} at once; {waited}retry in {RETRY_AFTER} s.',
+            retry_after=RETRY_AFTER,
+        )
+
+
+class ImageWorkers:
+    """Runs image work in a few processes, admitting jobs by their memory.
+
+    A job's weight is what its decoded pixels take; jobs run while their
+    weights fit in ``memory`` bytes, and the others wait in order (up to
+    ``queue`` of them, for ``wait`` seconds) before a 503. Only
+    ``max_workers`` run at once; one that runs longer than ``deadline``
+    seconds is stopped.
+    """
+
+    def __init__(
+        self,
+        max_workers: int,
+        max_queue: int | None = None,
+        deadline: float | None = None,
+        memory: int = 2**30,
+        wait: float = 0.0,
     ) -> None:
         self._max_workers = max_workers
         self._deadline = deadline
@@ -63,16 +117,21 @@ class ImageWorkers:
             max_workers, thread_name_prefix='asgilook-files'
         )
         self._processes: pebble.ProcessPool | None = None
-        self._gate = Gate(max_workers + max_queue, 'images being processed')
+        self._gate = Gate(memory, 'images being processed', wait, max_queue)
 
-    @property
-    def admitted(self) -> int:
-        """How many jobs hold a slot now."""
-        return self._gate.admitted
+    @classmethod
+    def from_config(cls, config: Any) -> 'ImageWorkers':
+        return cls(
+            config.image_workers,
+            config.image_queue,
+            config.image_deadline,
+            config.image_memory,
+            config.queue_timeout,
+        )
 
-    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Hold one of the bounded places for the duration of a job."""
-        return self._gate.enter()
+    def slot(self, weight: int = 1) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold room for a job of ``weight`` bytes for the duration of a job."""
+        return self._gate.enter(weight)
 
     async def process(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` in a worker process, within the deadline.

@@ -64,7 +64,7 @@ def config(predictable_uuid, storage_path, fake_redis_server):
     config.redis_retry_interval = 0
     config.storage_path = storage_path
     config.uuid_generator = predictable_uuid
-    config.workers_factory = TwinWorkers
+    config.workers_factory = TwinWorkers.from_config
     return config
 
 
@@ -74,8 +74,15 @@ def renders(config):
     this fixture (list it before ``client``)."""
     made = Renders()
 
-    def counting_workers(max_workers, max_queue, deadline):
-        return CountingWorkers(max_workers, max_queue, deadline, made)
+    def counting_workers(config):
+        return CountingWorkers(
+            made,
+            config.image_workers,
+            config.image_queue,
+            config.image_deadline,
+            config.image_memory,
+            config.queue_timeout,
+        )
 
     config.workers_factory = counting_workers
     return made

@@ -137,8 +137,8 @@ class TwinWorkers(ImageWorkers):
 class CountingWorkers(ImageWorkers):
     """Image workers that note (and may slow down) every thumbnail render."""
 
-    def __init__(self, max_workers, max_queue, deadline, renders):
-        super().__init__(max_workers, max_queue, deadline)
+    def __init__(self, renders, *args):
+        super().__init__(*args)
         self._renders = renders
 
     async def process(self, func, *args):

@@ -27,7 +27,11 @@ def test_defaults(tmp_path, monkeypatch):
     assert config.jpeg_quality == 85
     assert config.background == (255, 255, 255)
     assert config.image_workers == (os.cpu_count() or 1)
-    assert config.image_queue == 4 * config.image_workers
+    assert config.image_queue == 256
+    assert config.image_deadline == 10
+    assert config.image_memory == 256 * 2**20
+    assert config.queue_timeout == 30
+    assert config.upload_idle_timeout == 10
     assert config.max_uploads == 16
     assert config.database_url is None
 
@@ -55,6 +59,9 @@ def test_environment_overrides(tmp_path):
             'ASGI_LOOK_BACKGROUND': '#102030',
             'ASGI_LOOK_IMAGE_WORKERS': '3',
             'ASGI_LOOK_IMAGE_QUEUE': '0',
+            'ASGI_LOOK_IMAGE_DEADLINE': '2.5',
+            'ASGI_LOOK_IMAGE_MEMORY_MB': '64',
+            'ASGI_LOOK_QUEUE_TIMEOUT': '3',
             'ASGI_LOOK_MAX_UPLOADS': '2',
         }
     )
@@ -73,6 +80,9 @@ def test_environment_overrides(tmp_path):
     assert config.background == (0x10, 0x20, 0x30)
     assert config.image_workers == 3
     assert config.image_queue == 0
+    assert config.image_deadline == 2.5
+    assert config.image_memory == 64 * 2**20
+    assert config.queue_timeout == 3
     assert config.max_uploads == 2
 
 
@@ -104,6 +114,9 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_BACKGROUND', 'not-a-colour'),
         ('ASGI_LOOK_IMAGE_WORKERS', '0'),
         ('ASGI_LOOK_IMAGE_QUEUE', '-1'),
+        ('ASGI_LOOK_IMAGE_DEADLINE', '0'),
+        ('ASGI_LOOK_IMAGE_MEMORY_MB', '0.5'),
+        ('ASGI_LOOK_QUEUE_TIMEOUT', 'never'),
         ('ASGI_LOOK_MAX_UPLOADS', '0'),
         ('ASGI_LOOK_DATABASE_URL', 'mysql://localhost/images'),
         ('ASGI_LOOK_DATABASE_URL', 'sqlite://relative.db'),

@@ -14,6 +14,7 @@ from asgilook import blobs as blobs_package
 from asgilook import errors
 from asgilook.app import create_app
 from asgilook.store import Store
+from asgilook.workers import Gate
 from asgilook.workers import ImageWorkers
 
 from . import corpus
@@ -122,21 +123,99 @@ def test_cancelled_upload_leaves_no_file(config, storage_path, png_image):
     assert store.list_images() == []
 
 
-def test_workers_admit_a_bounded_number_of_jobs():
-    async def fill():
-        workers = ImageWorkers(max_workers=2, max_queue=1)
-        async with workers.slot(), workers.slot(), workers.slot():
-            assert workers.admitted == 3
-            with pytest.raises(errors.Overloaded) as raised:
-                async with workers.slot():
-                    pass
-        assert workers.admitted == 0
-        return raised.value
+def test_jobs_wait_their_turn_in_order():
+    async def queue_up():
+        gate = Gate(10, 'things', wait=5)
+        order = []
 
-    overloaded = falcon.async_to_sync(fill)
-    assert overloaded.headers == {'Retry-After': '1'}
-    assert overloaded.description == (
-        'Too many images being processed at once (3); retry in 1 s.'
+        async def job(name, weight, hold):
+            async with gate.enter(weight):
+                order.append(name)
+                await asyncio.sleep(hold)
+
+        first = asyncio.ensure_future(job('first', 8, 0.2))
+        await asyncio.sleep(0.01)
+        # NOTE: The light one waits behind the heavy one: first come, first
+        #   served, so that heavy jobs are never starved.
+        heavy = asyncio.ensure_future(job('heavy', 10, 0.1))
+        await asyncio.sleep(0.01)
+        light = asyncio.ensure_future(job('light', 1, 0))
+        await asyncio.sleep(0.01)
+        waiting = gate.waiting
+        # NOTE: Heavier than everything: admitted alone, not refused.
+        huge = asyncio.ensure_future(job('huge', 1000, 0))
+        await asyncio.gather(first, heavy, light, huge)
+        return order, waiting, gate.admitted, gate.waiting
+
+    order, waiting, admitted, left = falcon.async_to_sync(queue_up)
+    assert order == ['first', 'heavy', 'light', 'huge']
+    assert waiting == 2
+    assert (admitted, left) == (0, 0)
+
+
+def test_a_full_gate_answers_503_only_past_its_wait():
+    async def overfill():
+        gate = Gate(1, 'things', wait=0.2, queue=1)
+        async with gate.enter():
+            queued = asyncio.ensure_future(gate.enter().__aenter__())
+            await asyncio.sleep(0.01)
+            with pytest.raises(errors.Overloaded) as full:
+                # NOTE: The queue holds one: the next is refused at once.
+                async with gate.enter():
+                    pass
+            with pytest.raises(errors.Overloaded) as late:
+                await queued
+        return full.value, late.value, gate.admitted, gate.waiting
+
+    full, late, admitted, waiting = falcon.async_to_sync(overfill)
+    assert full.headers == {'Retry-After': '1'}
+    assert full.description == 'Too many things at once; retry in 1 s.'
+    assert late.description == 'Too many things at once; waited 0.2 s; retry in 1 s.'
+    assert (admitted, waiting) == (0, 0)
+
+
+def test_a_waiter_that_goes_away_leaves_its_place():
+    async def leave():
+        gate = Gate(1, 'things', wait=5)
+        async with gate.enter():
+            waiter = asyncio.ensure_future(gate.enter().__aenter__())
+            await asyncio.sleep(0.01)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            assert gate.waiting == 0
+        async with gate.enter():
+            return gate.admitted
+
+    assert falcon.async_to_sync(leave) == 1
+
+
+def test_a_waiter_that_goes_away_as_its_turn_comes_gives_it_back():
+    async def leave_late():
+        gate = Gate(1, 'things', wait=5)
+        async with gate.enter():
+            waiter = asyncio.ensure_future(gate.enter().__aenter__())
+            await asyncio.sleep(0.01)
+        # NOTE: Its turn has come, but it has not run since.
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        return gate.admitted, gate.waiting
+
+    assert falcon.async_to_sync(leave_late) == (0, 0)
+
+
+def test_a_gate_without_a_wait_refuses_at_once():
+    async def refuse():
+        gate = Gate(1, 'things')
+        async with gate.enter():
+            with pytest.raises(errors.Overloaded) as refused:
+                async with gate.enter():
+                    pass
+        return refused.value
+
+    assert falcon.async_to_sync(refuse).description == (
+        'Too many things at once; retry in 1 s.'
     )
 
 
@@ -177,7 +256,8 @@ def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken
 
 
 def test_renders_beyond_the_workers_capacity_get_503(config, renders, png_image):
-    config.image_workers, config.image_queue = 1, 0
+    # NOTE: Room for one job at a time, and none may wait.
+    config.image_workers, config.image_queue, config.image_memory = 1, 0, 1
     app = create_app(config)
     created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
     renders.delay = 0.3
@@ -193,7 +273,27 @@ def test_renders_beyond_the_workers_capacity_get_503(config, renders, png_image)
     busy = next(resp for resp in responses if resp.status_code == 503)
     assert busy.headers['Retry-After'] == '1'
     assert busy.json['description'] == (
-        'Too many images being processed at once (1); retry in 1 s.'
+        'Too many images being processed at once; retry in 1 s.'
+    )
+
+
+def test_renders_beyond_the_capacity_wait_their_turn(config, renders, png_image):
+    config.image_workers, config.image_memory = 1, 1
+    app = create_app(config)
+    created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
+    renders.delay = 0.3
+
+    async def all_at_once():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            return await asyncio.gather(
+                *(conductor.simulate_get(uri) for uri in created.json['thumbnails'])
+            )
+
+    responses = falcon.async_to_sync(all_at_once)
+    assert [resp.status_code for resp in responses] == [200, 200]
+    assert sorted(renders) == sorted(
+        tuple(int(n) for n in uri.rsplit('/', 1)[1].split('.')[0].split('x'))
+        for uri in created.json['thumbnails']
     )
 
 
@@ -361,7 +461,7 @@ class DyingWorkers(ImageWorkers):
 
 
 def test_a_decoder_that_dies_is_a_400(config, storage_path, png_image):
-    config.workers_factory = DyingWorkers
+    config.workers_factory = DyingWorkers.from_config
     client = falcon.testing.TestClient(create_app(config))
 
     resp = client.simulate_post('/images', body=png_image)

@@ -2,13 +2,19 @@
 
 import base64
 import io
+import math
 
 import PIL.Image
+import PIL.ImageChops
 import PIL.ImageColor
+import PIL.ImageFilter
+import PIL.ImageStat
 import pytest
 
+from asgilook import derived
 from asgilook import errors
 from asgilook import imaging
+from asgilook.image import Image
 
 from . import corpus
 from .helpers import assert_close
@@ -16,6 +22,7 @@ from .helpers import assert_quadrants
 from .helpers import decode
 
 UPRIGHT = [corpus.RED, corpus.GREEN, corpus.BLUE, corpus.YELLOW]
+EXTS = sorted(imaging.THUMBNAIL_FORMATS)
 
 
 @pytest.fixture(scope='module')
@@ -106,3 +113,79 @@ def test_running_out_of_memory_while_decoding_is_422(monkeypatch):
     monkeypatch.setattr(imaging, 'to_srgb', exhausted)
     with pytest.raises(errors.TooManyPixels, match='too many pixels to decode'):
         imaging.convert_to_jpeg(corpus.encode(corpus.pattern(), 'PNG'))
+
+
+def _psnr(image, reference):
+    difference = PIL.ImageChops.difference(image, reference)
+    squares = PIL.ImageStat.Stat(difference).sum2
+    mse = sum(squares) / (3 * image.width * image.height)
+    return 10 * math.log10(255**2 / mse) if mse else math.inf
+
+
+@pytest.mark.parametrize('ext', sorted(imaging.THUMBNAIL_FORMATS))
+def test_thumbnails_are_as_good_as_a_full_decode(ext):
+    # NOTE: A photo-like source: smooth gradients, soft edges, mild noise.
+    source = PIL.Image.merge(
+        'RGB',
+        [
+            PIL.Image.linear_gradient('L').rotate(angle).resize((1600, 1200))
+            for angle in (0, 60, 150)
+        ],
+    ).filter(PIL.ImageFilter.GaussianBlur(1))
+    stored = imaging.convert_to_jpeg(corpus.encode(source, 'PNG')).data
+    full = decode(stored)
+    fmt = imaging.THUMBNAIL_FORMATS[ext]
+    for size in [(800, 600), (400, 300), (200, 150), (100, 75)]:
+        reference = full.resize(size, PIL.Image.Resampling.LANCZOS)
+        # NOTE: The reduced-scale decode and resampling against a full decode
+        #   and Lanczos; then what the encoder makes of each, the same way.
+        assert _psnr(imaging.scale(stored, size), reference) >= 35, size
+        thumbnail = decode(imaging.render_thumbnail(stored, size, 85, ext))
+        assert thumbnail.size == size
+        encoded = decode(imaging.encode(reference.copy(), fmt, 85)).convert('RGB')
+        assert _psnr(thumbnail.convert('RGB'), encoded) >= 35, size
+
+
+@pytest.mark.parametrize(
+    'change',
+    [
+        ('JPEG', 'optimize', False),
+        ('WEBP', 'method', 4),
+        ('WEBP', 'quality', 81),
+        ('AVIF', 'speed', 6),
+        ('AVIF', 'quality', 61),
+        (None, 'filter', PIL.Image.Resampling.BICUBIC),
+        (None, 'reducing_gap', 2.0),
+        (None, 'RECIPE_VERSION', 99),
+    ],
+)
+def test_every_setting_of_the_recipe_names_what_it_makes(config, monkeypatch, change):
+    # NOTE: Patched because the recipe is what is under test: the settings
+    #   are constants of the renderer, and no deployment changes them.
+    image = Image(config, '36562622-48e5-4a61-be67-e426b11821ed', (640, 480))
+    before = {ext: image.thumbnail_etag((320, 240), ext) for ext in EXTS}
+    names = {ext: derived.name(image, (320, 240), ext) for ext in EXTS}
+
+    fmt, key, value = change
+    if key == 'RECIPE_VERSION':
+        monkeypatch.setattr(imaging, key, value)
+    elif fmt is None:
+        monkeypatch.setitem(imaging.RESAMPLING, key, value)
+    else:
+        monkeypatch.setitem(imaging.ENCODER_SETTINGS[fmt], key, value)
+
+    changed = {
+        ext
+        for ext in EXTS
+        if image.thumbnail_etag((320, 240), ext) != before[ext]
+        and derived.name(image, (320, 240), ext) != names[ext]
+    }
+    touched = {ext for ext in EXTS if fmt in (None, imaging.THUMBNAIL_FORMATS[ext])}
+    assert changed == touched
+
+
+def test_the_jpeg_quality_setting_names_what_it_makes(config):
+    image = Image(config, '36562622-48e5-4a61-be67-e426b11821ed', (640, 480))
+    before = image.thumbnail_etag((320, 240), 'jpeg')
+    config.jpeg_quality = 70
+    assert image.thumbnail_etag((320, 240), 'jpeg') != before
