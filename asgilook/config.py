@@ -36,6 +36,7 @@ class Config:
     DEFAULT_CACHE_LOCK_WAIT = 2.0
     DEFAULT_MAX_UPLOADS = 16
     DEFAULT_SWEEP_INTERVAL = 600.0
+    DEFAULT_READ_WHOLE_BYTES = 8 * 2**20
 
     # NOTE: Factories for the collaborators create_app builds; tests and
     #   embedders replace them (as the tutorial does redis_from_url).
@@ -108,6 +109,9 @@ class Config:
         self.cache_lock_ttl = self.DEFAULT_CACHE_LOCK_TTL
         self.cache_lock_wait = self.DEFAULT_CACHE_LOCK_WAIT
         self.sweep_interval = self.DEFAULT_SWEEP_INTERVAL
+        # NOTE: Originals up to this size are read in one go, larger ones
+        #   streamed in chunks of a MiB.
+        self.read_whole_bytes = self.DEFAULT_READ_WHOLE_BYTES
 
         self.backend_from_url = Config.DEFAULT_BACKEND_FROM_URL
         # NOTE: None keeps images in the storage directory.

@@ -18,7 +18,7 @@ IMMUTABLE = 'public, max-age=31536000, immutable'
 # NOTE: The purge key (Surrogate-Key, Cache-Tag) of the listing; every image
 #   response carries its image's id instead.
 LISTING_KEY = 'images'
-_CHUNK = 64 * 1024
+_CHUNK = 2**20
 _MAX_KEY_LENGTH = 255
 
 
@@ -80,12 +80,15 @@ class Images:
         if described is None:
             return
 
-        image, byte_range = described
-        original = await self._store.open_original(image)
-        if byte_range is None:
-            resp.stream = original
+        image, size, byte_range = described
+        first, last = byte_range or (0, size - 1)
+        if size <= self._config.read_whole_bytes:
+            # NOTE: One read, one thread hop: a stream of a file goes to a
+            #   thread for every few kilobytes.
+            data = await self._store.read_original(image)
+            resp.data = data[first : last + 1] if byte_range else data
         else:
-            first, last = byte_range
+            original = await self._store.open_original(image)
             resp.stream = _read(original, first, last - first + 1)
 
     async def on_head_image(self, req, resp, image_id):
@@ -120,8 +123,8 @@ class Images:
     async def _describe(self, req, resp, image_id):
         """Set the headers of an original; 206, 304, 412 or 416 as asked.
 
-        Returns the image and the byte range to send (None: all of it), or
-        None when there is nothing to send.
+        Returns the image, its size in bytes and the byte range to send
+        (None: all of it), or None when there is nothing to send.
         """
         # NOTE: image_id: UUID is converted back to a string identifier.
         image = await self._store.find(str(image_id))
@@ -149,7 +152,7 @@ class Images:
             resp.status = falcon.HTTP_206
             resp.content_range = (first, last, size)
             resp.content_length = last - first + 1
-        return image, byte_range
+        return image, size, byte_range
 
 
 class Thumbnails:

@@ -157,6 +157,10 @@ class Store:
         image.replayed = True
         return image
 
+    async def read_original(self, image):
+        """The bytes of an image's stored JPEG."""
+        return await self.blobs.read(image.image_id)
+
     async def open_original(self, image):
         """A reader of an image's stored JPEG."""
         return await self.blobs.open(image.image_id)

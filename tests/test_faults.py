@@ -377,7 +377,11 @@ def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image
     assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
 
 
-def test_a_file_that_goes_between_two_looks_is_404(config, storage_path, png_image):
+@pytest.mark.parametrize('whole', [2**30, 0], ids=['read-whole', 'streamed'])
+def test_a_file_that_goes_between_two_looks_is_404(
+    config, storage_path, png_image, whole
+):
+    config.read_whole_bytes = whole
     made = []
 
     def failing_blobs(url, config, workers):

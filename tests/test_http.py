@@ -194,14 +194,21 @@ def test_range(client, uploaded, storage_path, header, first, last):
     assert head.content == b''
 
 
-def test_large_range_is_streamed_whole(client, storage_path):
+@pytest.mark.parametrize('whole', [2**30, 1000], ids=['read-whole', 'streamed'])
+def test_large_originals_and_ranges(client, config, storage_path, whole):
+    config.read_whole_bytes = whole
     client.simulate_post('/images', body=corpus.encode(corpus.noise((600, 400)), 'PNG'))
     stored = (storage_path / FIRST_ID).read_bytes()
     assert len(stored) > 100_000
 
-    resp = client.simulate_get(FIRST_URI, headers={'Range': 'bytes=1-'})
-    assert resp.status_code == 206
-    assert resp.content == stored[1:]
+    resp = client.simulate_get(FIRST_URI)
+    assert resp.status_code == 200
+    assert resp.content == stored
+    for first, last in [(1, len(stored) - 1), (5, 70_000), (len(stored) - 9, None)]:
+        header = f'bytes={first}-{"" if last is None else last}'
+        resp = client.simulate_get(FIRST_URI, headers={'Range': header})
+        assert resp.status_code == 206
+        assert resp.content == stored[first : None if last is None else last + 1]
 
 
 def test_unsatisfiable_range_is_416(client, uploaded, storage_path):
