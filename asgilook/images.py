@@ -1,3 +1,4 @@
+import json
 import re
 import urllib.parse
 
@@ -5,6 +6,7 @@ import falcon
 import falcon.routing
 
 from . import conditional
+from . import encoding
 from . import imaging
 from . import ranges
 from . import uploads
@@ -20,6 +22,15 @@ IMMUTABLE = 'public, max-age=31536000, immutable'
 LISTING_KEY = 'images'
 _CHUNK = 2**20
 _MAX_KEY_LENGTH = 255
+
+
+def _coding(req):
+    return encoding.negotiate(req.get_header('Accept-Encoding'))
+
+
+def _listing_query(req):
+    """What a listing's answer depends on: its page, and its coding."""
+    return {**page_query(req), 'coding': _coding(req)}
 
 
 class CanonicalUUID(falcon.routing.UUIDConverter):
@@ -45,9 +56,11 @@ class Images:
 
     async def _listing_is_current(self, req, etag):
         query = page_query(req)
-        return etag == await self._store.listing_etag(query['limit'], query['cursor'])
+        current = await self._store.listing_etag(query['limit'], query['cursor'])
+        # NOTE: A small listing is sent as it is, whatever was accepted.
+        return etag in (current, encoding.tagged(current, _coding(req)))
 
-    @cached(page_query, _listing_is_current)
+    @cached(_listing_query, _listing_is_current)
     async def on_get(self, req, resp):
         query = page_query(req)
         limit, cursor = query['limit'], query['cursor']
@@ -63,7 +76,7 @@ class Images:
             # NOTE: Pages after the first are not kept: cursors are many (any
             #   position can be asked for) and each is read about once.
             do_not_cache(resp)
-        resp.media = [image.serialize() for image in images]
+        coding = _send_json(req, resp, [image.serialize() for image in images])
         resp.cache_control = ['no-cache']
         _purge_key(resp, LISTING_KEY)
         if following:
@@ -71,7 +84,7 @@ class Images:
             # NOTE: The route's own path: req.path may be //images, which a
             #   client would read as a link to another host.
             resp.append_link(f'{req.uri_template}?{query}', 'next')
-        _validate(req, resp, etag, None)
+        _validate(req, resp, encoding.tagged(etag, coding), None)
 
     on_head = on_get
 
@@ -115,7 +128,7 @@ class Images:
             image = await self._store.save(image_id, data, _idempotency_key(req))
 
         resp.location = image.uri
-        resp.media = image.serialize()
+        _send_json(req, resp, image.serialize())
         resp.status = falcon.HTTP_201
         if image.replayed:
             resp.set_header('Idempotent-Replayed', 'true')
@@ -190,6 +203,20 @@ class Thumbnails:
             resp.data = await self._store.make_thumbnail(image, size, ext)
 
     on_head = on_get
+
+
+def _send_json(req, resp, media):
+    """Answer with ``media`` as JSON, gzipped where accepted and worth it.
+
+    Returns the coding used (None: none).
+    """
+    data, coding = encoding.encode(json.dumps(media).encode(), _coding(req))
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = data
+    resp.vary = ['Accept-Encoding']
+    if coding:
+        resp.set_header('Content-Encoding', coding)
+    return coding
 
 
 def _idempotency_key(req):
