@@ -55,9 +55,9 @@ class FailOpenRedis:
             raise Unavailable
 
         try:
-            result = await asyncio.wait_for(
-                self._send(command, *args, **kwargs), self._config.redis_timeout
-            )
+            # NOTE: A timeout scope, not wait_for(): no task made per command.
+            async with asyncio.timeout(self._config.redis_timeout):
+                result = await self._send(command, *args, **kwargs)
         except _REDIS_ERRORS as ex:
             # NOTE: Calls that were on their way when Redis went are one
             #   failure, not one each: the backoff grows per retry window.
