@@ -114,12 +114,16 @@ class RedisCache:
         if not await is_current(headers.get('etag')):
             return False
 
-        outcome = conditional.evaluate(
-            req.method,
-            conditional.preconditions(req.get_header),
-            headers.get('etag'),
-            conditional.parse_date(headers.get('last-modified')),
-        )
+        preconditions = conditional.preconditions(req.get_header)
+        outcome = None
+        if any(preconditions.values()):
+            # NOTE: Most requests have none; reading a date costs a strptime.
+            outcome = conditional.evaluate(
+                req.method,
+                preconditions,
+                headers.get('etag'),
+                conditional.parse_date(headers.get('last-modified')),
+            )
         if outcome == conditional.PRECONDITION_FAILED:
             # NOTE: Rare enough (If-Match on a GET) to be answered uncached.
             return False

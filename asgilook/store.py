@@ -44,6 +44,13 @@ class Store:
         await self.backend.open()
         if not self._cleaned:
             self._cleaned = True
+            if self._memory_only():
+                logger.info(
+                    'The image index is kept in memory: it is forgotten on '
+                    'restart, and every worker process has its own. Set '
+                    'ASGI_LOOK_DATABASE_URL=sqlite:///path/to/index.db to share '
+                    'one between workers and restarts.'
+                )
             await self.clean_up()
 
     async def close(self):

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import logging
 import os
 import sqlite3
 import time
@@ -536,3 +537,10 @@ def test_reads_never_wait_for_a_write_that_waits(store_config):
     assert [resp.status_code for resp in reads] == [200, 200, 200]
     assert kept in reads[0].json
     assert deleted.status_code == 204
+
+
+def test_an_index_in_memory_says_so_at_start_up(store_config, caplog):
+    caplog.set_level(logging.INFO, logger='asgilook.store')
+    falcon.testing.TestClient(create_app(store_config)).simulate_get('/images')
+    said = 'every worker process has its own' in caplog.text
+    assert said == (store_config.database_url is None)
