@@ -21,6 +21,11 @@ IMMUTABLE = 'public, max-age=31536000, immutable'
 #   response carries its image's id instead.
 LISTING_KEY = 'images'
 _CHUNK = 2**20
+_NO_IMAGE = 'No image has this id; GET /images lists those there are.'
+_NO_THUMBNAIL = (
+    "No such image, size or format; the srcset in an image's JSON lists "
+    'every thumbnail it has.'
+)
 _MAX_KEY_LENGTH = 255
 
 
@@ -110,7 +115,7 @@ class Images:
 
     async def on_delete_image(self, req, resp, image_id):
         if not await self._store.delete(str(image_id)):
-            raise falcon.HTTPNotFound
+            raise falcon.HTTPNotFound(description=_NO_IMAGE)
         resp.status = falcon.HTTP_204
 
     async def on_post(self, req, resp):
@@ -142,7 +147,7 @@ class Images:
         # NOTE: image_id: UUID is converted back to a string identifier.
         image = await self._store.find(str(image_id))
         if not image:
-            raise falcon.HTTPNotFound
+            raise falcon.HTTPNotFound(description=_NO_IMAGE)
 
         size = await self._store.original_size(image)
         _describe_image(resp, image, image.etag, falcon.MEDIA_JPEG)
@@ -176,7 +181,7 @@ class Thumbnails:
         """The image and size a thumbnail URL names; 404 unless it is listed."""
         image = await self._store.find(str(image_id))
         if not image or ext not in imaging.THUMBNAIL_FORMATS:
-            raise falcon.HTTPNotFound
+            raise falcon.HTTPNotFound(description=_NO_THUMBNAIL)
 
         # NOTE: Only listed sizes are rendered, or anyone could make us scale
         #   to arbitrary sizes. The UUID may arrive upper-case; the sizes must
@@ -184,7 +189,7 @@ class Thumbnails:
         size = (width, height)
         uri = image.thumbnail_uri(width, height, ext)
         if size not in image.derived_sizes(ext) or not req.path.lower().endswith(uri):
-            raise falcon.HTTPNotFound
+            raise falcon.HTTPNotFound(description=_NO_THUMBNAIL)
         return image, size
 
     async def _is_current(self, req, etag, image_id, width, height, ext='jpeg'):

@@ -10,6 +10,7 @@ import collections
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 import concurrent.futures
+import concurrent.futures.process
 import contextlib
 import multiprocessing
 import threading
@@ -142,7 +143,7 @@ class ImageWorkers:
         worker died (a decoder crashed, or was killed for its memory).
         """
         if self._processes is None:
-            self._processes = pebble.ProcessPool(self._max_workers, context=_CONTEXT)
+            self._processes = self.start_pool(self._max_workers)
         job = self._processes.schedule(func, args, timeout=self._deadline)
         try:
             return await asyncio.wrap_future(job)
@@ -155,9 +156,21 @@ class ImageWorkers:
             raise errors.CorruptImage(
                 f'The image could not be decoded: its decoder stopped ({ex}).'
             ) from ex
+        except concurrent.futures.process.BrokenProcessPool as ex:
+            # NOTE: Workers that cannot even start: the next job tries anew.
+            await self.close()
+            raise errors.Overloaded(
+                f'The image workers are not available ({ex}); '
+                f'retry in {RETRY_AFTER} s.',
+                retry_after=RETRY_AFTER,
+            ) from ex
         finally:
             # NOTE: A request that went away takes its job with it.
             job.cancel()
+
+    def start_pool(self, workers: int) -> pebble.ProcessPool:
+        """The pool of worker processes, started when the first job comes."""
+        return pebble.ProcessPool(workers, context=_CONTEXT)
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` on the file threads."""

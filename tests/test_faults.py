@@ -1,11 +1,13 @@
 """Storage faults and cancellation: an error answer, and nothing left behind."""
 
 import asyncio
+import multiprocessing
 import os
 import subprocess
 
 import falcon
 import falcon.testing
+import pebble
 import PIL.Image
 import pytest
 
@@ -474,3 +476,27 @@ def test_a_decoder_that_dies_is_a_400(config, storage_path, png_image):
         'The image could not be decoded: its decoder stopped'
     )
     assert stored_files(storage_path) == []
+
+
+class StillbornWorkers(ImageWorkers):
+    """Workers whose processes die as they start, as a broken host's would."""
+
+    def start_pool(self, workers):
+        return pebble.ProcessPool(workers, initializer=_die, context=_SPAWN)
+
+
+_SPAWN = multiprocessing.get_context('forkserver')
+
+
+def test_workers_that_cannot_start_are_503_then_tried_again(config, png_image):
+    config.workers_factory = StillbornWorkers.from_config
+    client = falcon.testing.TestClient(create_app(config))
+
+    for _ in range(2):
+        resp = client.simulate_post('/images', body=png_image)
+        assert resp.status_code == 503
+        assert resp.headers['Retry-After'] == '1'
+        assert resp.json['description'].startswith(
+            'The image workers are not available'
+        )
+    assert client.simulate_get('/images').json == []

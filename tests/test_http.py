@@ -425,3 +425,12 @@ def test_errors_are_json_problems_whatever_is_accepted(client, accept):
         problem = json.loads(resp.content)
         assert problem['status'] == status
         assert problem['title']
+
+
+def test_not_found_says_what_there_is(client, uploaded):
+    resp = client.simulate_get('/images/1a256a8a-2063-46ff-b53f-d04d5bcf5eee.jpeg')
+    assert resp.json['description'] == (
+        'No image has this id; GET /images lists those there are.'
+    )
+    resp = client.simulate_get(f'/thumbnails/{FIRST_ID}/161x90.jpeg')
+    assert resp.json['description'].startswith('No such image, size or format')
