@@ -142,6 +142,24 @@ def serialize(req, resp, ex: falcon.HTTPError) -> None:
     """Write every error as a JSON problem (RFC 9457), whatever ``Accept`` says.
 
     Falcon's ``title`` and ``description`` stay; ``status`` is RFC 9457's.
+    What a responder had said of the representation it meant to send (its
+    coding, validators, links, how long to keep it) does not describe the
+    error, and goes.
     """
-    resp.data = json.dumps({**ex.to_dict(), 'status': ex.status_code}).encode()
+    problem = {**ex.to_dict(), 'status': ex.status_code}
+    problem.setdefault('description', _DESCRIPTIONS.get(ex.status_code, ex.title))
+    for name in _NOT_OF_AN_ERROR:
+        resp.delete_header(name)
+    resp.cache_control = ['no-store']
+    resp.data = json.dumps(problem).encode()
     resp.content_type = PROBLEM_JSON
+
+
+_NOT_OF_AN_ERROR = ('Content-Encoding', 'ETag', 'Last-Modified', 'Link')
+_DESCRIPTIONS = {
+    404: 'Nothing is at this path. The routes are /images, '
+    '/images/{id}.jpeg and /thumbnails/{id}/{width}x{height}.{format}.',
+    405: 'This path does not answer this method; the Allow header lists those it does.',
+    416: 'The range asked for lies beyond the end of the image; the '
+    'Content-Range header gives its length.',
+}

@@ -122,7 +122,9 @@ class Store:
             background=self._config.background,
             quality=self._config.jpeg_quality,
         )
-        weight = await self.workers.run(
+        # NOTE: Even reading a header is untrusted work: in a worker, within
+        #   the deadline.
+        weight = await self.workers.process(
             imaging.convert_cost, data, self._config.max_pixels
         )
         async with self.workers.slot(weight):

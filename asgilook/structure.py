@@ -15,10 +15,13 @@ from . import errors
 # NOTE: Encoders write at most a few dozen scans (jpegtran's progressive
 #   script: 10; mozjpeg's search: about 20).
 MAX_SCANS = 100
+MAX_SEGMENTS = 1000
 # NOTE: Strips or tiles beyond what the dimensions need, before a TIFF is
 #   taken for crafted: generous, as writers round differently.
 _SPARE_BLOCKS = 64
 _MAX_IFDS = 1000
+# NOTE: Writers put a few dozen tags in a directory.
+_MAX_ENTRIES = 4096
 
 _STRIP_OFFSETS, _TILE_OFFSETS = 273, 324
 _WIDTH, _HEIGHT, _SAMPLES, _ROWS_PER_STRIP = 256, 257, 277, 278
@@ -29,11 +32,52 @@ def check(data: bytes) -> None:
     """Raise a 4xx domain error for a container built to be slow to decode."""
     if data[:2] == b'\xff\xd8':
         _check_jpeg(data)
+    elif data[:8] == b'\x89PNG\r\n\x1a\n':
+        _check_png(data)
     elif data[:4] in (b'II*\0', b'MM\0*', b'II+\0', b'MM\0+'):
         _check_tiff(data)
 
 
 def _check_jpeg(data):
+    _count_segments(data)
+    _count_scans(data)
+
+
+def _count_segments(data):
+    # NOTE: Pillow reads every segment before the first scan, in Python:
+    #   millions of empty ones take seconds and a gigabyte.
+    position = 2
+    for _ in range(MAX_SEGMENTS):
+        while data[position + 1 : position + 2] == b'\xff':
+            position += 1
+        marker = data[position + 1 : position + 2]
+        if marker in (b'', b'\xda') or data[position : position + 1] != b'\xff':
+            return
+        if b'\xd0' <= marker <= b'\xd7' or marker == b'\x01':
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], 'big')
+    raise errors.CorruptImage(
+        f'The JPEG image has more than {MAX_SEGMENTS} segments before its image '
+        'data; encoders write a few dozen.'
+    )
+
+
+def _check_png(data):
+    # NOTE: Pillow reads every chunk before the first IDAT, in Python.
+    position = 8
+    for _ in range(MAX_SEGMENTS):
+        kind = data[position + 4 : position + 8]
+        if kind in (b'', b'IDAT'):
+            return
+        position += 12 + int.from_bytes(data[position : position + 4], 'big')
+    raise errors.CorruptImage(
+        f'The PNG image has more than {MAX_SEGMENTS} chunks before its image data; '
+        'encoders write a few dozen.'
+    )
+
+
+def _count_scans(data):
     # NOTE: An upper bound: FF DA can only stand in entropy-coded data as a
     #   marker (an FF byte there is stuffed), though it may be in metadata.
     scans = data.count(b'\xff\xda')
@@ -68,7 +112,9 @@ def _ifds(data):
         (entries,) = struct.unpack_from(count_format, data, offset)
         start = offset + struct.calcsize(count_format)
         tags = {}
-        for number in range(min(entries, 4096)):
+        if entries > _MAX_ENTRIES:
+            raise ValueError(f'{entries} entries in one directory')
+        for number in range(entries):
             tag, kind, count, value = entry.unpack_from(
                 data, start + number * entry.size
             )

@@ -14,6 +14,7 @@ import pytest
 from asgilook import backends
 from asgilook import blobs as blobs_package
 from asgilook import errors
+from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.store import Store
 from asgilook.workers import Gate
@@ -99,7 +100,8 @@ class SignallingWorkers(ImageWorkers):
 
     async def process(self, func, *args):
         result = await super().process(func, *args)
-        self.converted.set()
+        if func is imaging.convert_to_jpeg:
+            self.converted.set()
         return result
 
 

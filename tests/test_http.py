@@ -6,11 +6,13 @@ import json
 
 import aiofiles
 import falcon
+import falcon.testing
 import PIL.Image
 import PIL.ImageDraw
 import pytest
 
 from asgilook import imaging
+from asgilook.app import create_app
 
 from . import corpus
 from .helpers import assert_close
@@ -434,3 +436,44 @@ def test_not_found_says_what_there_is(client, uploaded):
     )
     resp = client.simulate_get(f'/thumbnails/{FIRST_ID}/161x90.jpeg')
     assert resp.json['description'].startswith('No such image, size or format')
+
+
+def test_errors_carry_nothing_of_what_was_meant_to_be_sent(client, png_image):
+    for _ in range(20):
+        client.simulate_post('/images', body=png_image)
+    headers = {'Accept-Encoding': 'gzip', 'If-Match': '"nope"'}
+    for path in ('/images', '/images?limit=2'):
+        resp = client.simulate_get(path, headers=headers)
+        assert resp.status_code == 412
+        assert resp.json['status'] == 412
+        for name in ('Content-Encoding', 'ETag', 'Last-Modified', 'Link'):
+            assert name not in resp.headers, (path, name)
+        assert resp.headers['Cache-Control'] == 'no-store'
+
+
+def test_a_render_that_fails_is_not_cached_for_a_year(config, renders, png_image):
+    config.image_deadline = 0.5
+    client = falcon.testing.TestClient(create_app(config))
+    thumbnail = client.simulate_post('/images', body=png_image).json['thumbnails'][0]
+    renders.delay = 2.0
+
+    resp = client.simulate_get(thumbnail)
+    assert resp.status_code == 503
+    assert resp.headers['Cache-Control'] == 'no-store'
+    assert 'ETag' not in resp.headers
+
+
+@pytest.mark.parametrize(
+    'method, path, headers, status, fragment',
+    [
+        ('GET', '/nowhere', {}, 404, 'The routes are /images'),
+        ('PUT', '/images', {}, 405, 'the Allow header lists'),
+        ('GET', FIRST_URI, {'Range': 'bytes=99999999-'}, 416, 'beyond the end'),
+    ],
+)
+def test_every_error_says_what_was_wrong(
+    client, uploaded, method, path, headers, status, fragment
+):
+    resp = client.simulate_request(method, path, headers=headers)
+    assert resp.status_code == status
+    assert fragment in resp.json['description']

@@ -93,3 +93,28 @@ def test_scans_are_counted_in_jpegs_only():
     with pytest.raises(errors.CorruptImage, match='at most 100 are accepted'):
         structure.check(corpus.scan_bomb(repeats=200))
     structure.check(b'\x89PNG' + b'\xff\xda' * 1000)
+
+
+def test_jpeg_segments_before_the_image_are_counted():
+    image = corpus.encode(corpus.pattern((16, 16)), 'JPEG')
+    padded = image[:2] + b'\xff\xe5\x00\x02' * 1001 + image[2:]
+    with pytest.raises(errors.CorruptImage, match='more than 1000 segments'):
+        structure.check(padded)
+    # NOTE: Fill bytes and standalone markers are no segments of their own.
+    structure.check(image[:2] + b'\xff\xff\xff\xd0' * 10 + b'\xff\x01' + image[2:])
+    structure.check(image[:2] + b'\xff\xe5\x00\x02' * 900 + image[2:])
+
+
+def test_png_chunks_before_the_image_are_counted():
+    image = corpus.encode(corpus.pattern((16, 16)), 'PNG')
+    chunk = b'\x00\x00\x00\x00juNk\x00\x00\x00\x00'
+    padded = image[:33] + chunk * 1001 + image[33:]
+    with pytest.raises(errors.CorruptImage, match='more than 1000 chunks'):
+        structure.check(padded)
+    structure.check(image[:33] + chunk * 900 + image[33:])
+    structure.check(b'\x89PNG\r\n\x1a\n')
+
+
+def test_a_directory_of_too_many_entries_is_corrupt():
+    with pytest.raises(errors.CorruptImage, match='5000 entries'):
+        structure.check(b'II*\0\x08\0\0\0' + struct.pack('<H', 5000) + b'\0' * 60000)
