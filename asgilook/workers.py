@@ -12,6 +12,7 @@ from collections.abc import Callable
 import concurrent.futures
 import concurrent.futures.process
 import contextlib
+import ctypes
 import multiprocessing
 import threading
 from typing import Any
@@ -170,7 +171,9 @@ class ImageWorkers:
 
     def start_pool(self, workers: int) -> pebble.ProcessPool:
         """The pool of worker processes, started when the first job comes."""
-        return pebble.ProcessPool(workers, context=_CONTEXT)
+        return pebble.ProcessPool(
+            workers, initializer=give_memory_back, context=_CONTEXT
+        )
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` on the file threads."""
@@ -190,6 +193,21 @@ class ImageWorkers:
             #   notice; nothing here needs to wait for it.
             threading.Thread(target=processes.join, daemon=True).start()
 
+
+def give_memory_back() -> None:
+    """Have this process hand large freed blocks back to the system.
+
+    glibc raises its mmap threshold to the largest block freed so far: after
+    one large image, every later body and pixel buffer comes from the heap,
+    which keeps what is freed. A fixed threshold returns it (measured: 289
+    MB of the process tree 3 s after 64 12 MP uploads, 106 MB with it).
+    """
+    _MALLOPT(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
+# NOTE: mallopt is glibc's (and musl's); elsewhere there is nothing to do.
+_MALLOPT = getattr(ctypes.CDLL(None), 'mallopt', lambda *args: 0)
+_M_MMAP_THRESHOLD = -3
 
 # NOTE: Workers are forked from a server process that has imported the
 #   imaging module once, rather than from this one, whose threads fork would

@@ -259,29 +259,8 @@ def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken
         assert path.is_dir()
 
 
-def test_renders_beyond_the_workers_capacity_get_503(config, renders, png_image):
-    # NOTE: Room for one job at a time, and none may wait.
-    config.image_workers, config.image_queue, config.image_memory = 1, 0, 1
-    app = create_app(config)
-    created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
-    renders.delay = 0.3
-
-    async def two_at_once():
-        async with falcon.testing.ASGIConductor(app) as conductor:
-            return await asyncio.gather(
-                *(conductor.simulate_get(uri) for uri in created.json['thumbnails'])
-            )
-
-    responses = falcon.async_to_sync(two_at_once)
-    assert sorted(resp.status_code for resp in responses) == [200, 503]
-    busy = next(resp for resp in responses if resp.status_code == 503)
-    assert busy.headers['Retry-After'] == '1'
-    assert busy.json['description'] == (
-        'Too many images being processed at once; retry in 1 s.'
-    )
-
-
-def test_renders_beyond_the_capacity_wait_their_turn(config, renders, png_image):
+def _render_every_thumbnail_at_once(config, renders, png_image):
+    # NOTE: Room for one job at a time: each render needs all of it.
     config.image_workers, config.image_memory = 1, 1
     app = create_app(config)
     created = falcon.testing.TestClient(app).simulate_post('/images', body=png_image)
@@ -293,11 +272,23 @@ def test_renders_beyond_the_capacity_wait_their_turn(config, renders, png_image)
                 *(conductor.simulate_get(uri) for uri in created.json['thumbnails'])
             )
 
-    responses = falcon.async_to_sync(all_at_once)
+    return falcon.async_to_sync(all_at_once)
+
+
+def test_renders_beyond_the_capacity_wait_their_turn(config, renders, png_image):
+    responses = _render_every_thumbnail_at_once(config, renders, png_image)
     assert [resp.status_code for resp in responses] == [200, 200]
-    assert sorted(renders) == sorted(
-        tuple(int(n) for n in uri.rsplit('/', 1)[1].split('.')[0].split('x'))
-        for uri in created.json['thumbnails']
+    assert sorted(renders) == [(160, 90), (320, 180)]
+
+
+def test_renders_that_may_not_wait_get_503(config, renders, png_image):
+    config.image_queue = 0
+    responses = _render_every_thumbnail_at_once(config, renders, png_image)
+    assert sorted(resp.status_code for resp in responses) == [200, 503]
+    busy = next(resp for resp in responses if resp.status_code == 503)
+    assert busy.headers['Retry-After'] == '1'
+    assert busy.json['description'] == (
+        'Too many images being processed at once; retry in 1 s.'
     )
 
 
@@ -484,10 +475,10 @@ class StillbornWorkers(ImageWorkers):
     """Workers whose processes die as they start, as a broken host's would."""
 
     def start_pool(self, workers):
-        return pebble.ProcessPool(workers, initializer=_die, context=_SPAWN)
+        return pebble.ProcessPool(workers, initializer=_die, context=_FORKSERVER)
 
 
-_SPAWN = multiprocessing.get_context('forkserver')
+_FORKSERVER = multiprocessing.get_context('forkserver')
 
 
 def test_workers_that_cannot_start_are_503_then_tried_again(config, png_image):
