@@ -2,7 +2,6 @@ import falcon.asgi
 
 from . import backends
 from . import errors
-from . import workers
 from .cache import RedisCache
 from .config import Config
 from .failopen import FailOpenRedis
@@ -16,15 +15,12 @@ from .store import StoreLifespan
 def create_app(config=None):
     """Build every object of the service, and wire them into one ASGI app."""
     config = config or Config()
-    # NOTE: Process-wide: upload bodies and image results are large, and
-    #   should not stay with the process once freed.
-    workers.give_memory_back()
-    image_workers = config.workers_factory(config)
+    workers = config.workers_factory(config)
     store = Store(
         config,
         backend=config.backend_from_url(config.database_url),
-        blobs=config.blobs_from_url(config.blobs_url, config, image_workers),
-        workers=image_workers,
+        blobs=config.blobs_from_url(config.blobs_url, config, workers),
+        workers=workers,
     )
     redis = FailOpenRedis(config)
     cache = RedisCache(config, redis)

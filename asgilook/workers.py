@@ -22,6 +22,8 @@ import pebble
 from . import errors
 
 RETRY_AFTER = 1
+# NOTE: Seconds without image work after which the workers are ended.
+IDLE_AFTER = 2.0
 
 
 class Gate:
@@ -112,14 +114,18 @@ class ImageWorkers:
         deadline: float | None = None,
         memory: int = 2**30,
         wait: float = 0.0,
+        idle: float = IDLE_AFTER,
     ) -> None:
         self._max_workers = max_workers
+        self._idle_after = idle
         self._deadline = deadline
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers, thread_name_prefix='asgilook-files'
         )
         self._processes: pebble.ProcessPool | None = None
         self._gate = Gate(memory, 'images being processed', wait, max_queue)
+        self._jobs = 0
+        self._idle: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> 'ImageWorkers':
@@ -146,6 +152,7 @@ class ImageWorkers:
         if self._processes is None:
             self._processes = self.start_pool(self._max_workers)
         job = self._processes.schedule(func, args, timeout=self._deadline)
+        self._started()
         try:
             return await asyncio.wrap_future(job)
         except concurrent.futures.TimeoutError as ex:
@@ -168,12 +175,33 @@ class ImageWorkers:
         finally:
             # NOTE: A request that went away takes its job with it.
             job.cancel()
+            self._finished()
+
+    def _started(self):
+        self._jobs += 1
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _finished(self):
+        self._jobs -= 1
+        if not self._jobs:
+            self._idle = asyncio.get_running_loop().call_later(
+                self._idle_after, self._rest
+            )
+
+    def _rest(self):
+        """After a while without work: end the workers, return the memory.
+
+        The next job starts new workers (a fork, a few milliseconds).
+        """
+        self._idle = None
+        self._stop_pool()
+        give_memory_back()
 
     def start_pool(self, workers: int) -> pebble.ProcessPool:
         """The pool of worker processes, started when the first job comes."""
-        return pebble.ProcessPool(
-            workers, initializer=give_memory_back, context=_CONTEXT
-        )
+        return pebble.ProcessPool(workers, context=_CONTEXT)
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` on the file threads."""
@@ -186,6 +214,9 @@ class ImageWorkers:
 
     async def close(self) -> None:
         """Stop the worker processes; the next job starts new ones."""
+        self._stop_pool()
+
+    def _stop_pool(self):
         processes, self._processes = self._processes, None
         if processes is not None:
             processes.stop()
@@ -195,19 +226,18 @@ class ImageWorkers:
 
 
 def give_memory_back() -> None:
-    """Have this process hand large freed blocks back to the system.
+    """Hand the memory this process has freed back to the system.
 
-    glibc raises its mmap threshold to the largest block freed so far: after
-    one large image, every later body and pixel buffer comes from the heap,
-    which keeps what is freed. A fixed threshold returns it (measured: 289
-    MB of the process tree 3 s after 64 12 MP uploads, 106 MB with it).
+    glibc keeps freed blocks for later (and raises its mmap threshold to the
+    largest block freed), so after a burst of large images a process stays
+    as large as the burst made it. Trimming costs page faults later, so it
+    is done when work stops, not after every job.
     """
-    _MALLOPT(_M_MMAP_THRESHOLD, 128 * 1024)
+    _MALLOC_TRIM(0)
 
 
-# NOTE: mallopt is glibc's (and musl's); elsewhere there is nothing to do.
-_MALLOPT = getattr(ctypes.CDLL(None), 'mallopt', lambda *args: 0)
-_M_MMAP_THRESHOLD = -3
+# NOTE: malloc_trim is glibc's; elsewhere there is nothing to do.
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), 'malloc_trim', lambda *args: 0)
 
 # NOTE: Workers are forked from a server process that has imported the
 #   imaging module once, rather than from this one, whose threads fork would

@@ -493,3 +493,29 @@ def test_workers_that_cannot_start_are_503_then_tried_again(config, png_image):
             'The image workers are not available'
         )
     assert client.simulate_get('/images').json == []
+
+
+class RestingWorkers(ImageWorkers):
+    """Workers that count how often they start their processes."""
+
+    starts = 0
+
+    def start_pool(self, workers):
+        self.starts += 1
+        return super().start_pool(workers)
+
+
+@pytest.mark.parametrize('pause, starts', [(0.0, 1), (0.5, 2)])
+def test_workers_rest_when_there_is_no_work(png_image, pause, starts):
+    async def work_pause_work():
+        workers = RestingWorkers(1, idle=0.2)
+        weights = [await workers.process(imaging.convert_cost, png_image, 10**6)]
+        await asyncio.sleep(pause)
+        weights.append(await workers.process(imaging.convert_cost, png_image, 10**6))
+        await workers.close()
+        return weights, workers.starts
+
+    weights, started = falcon.async_to_sync(work_pause_work)
+    assert weights == [640 * 360 * 8] * 2
+    # NOTE: After a pause longer than idle, new workers start for the next job.
+    assert started == starts
