@@ -23,6 +23,7 @@ import time
 
 import PIL.Image
 
+from benchmark.processes import rss_bytes
 from tests import corpus
 from tests.servers import free_port
 from tests.servers import wait_for
@@ -55,10 +56,8 @@ def payloads():
 
 
 def rss_kib(pid):
-    for line in pathlib.Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1])
-    raise RuntimeError('no VmRSS')
+    # NOTE: The service and its image worker processes: their summed PSS.
+    return rss_bytes(pid) // 1024
 
 
 def post(port, body):
@@ -95,6 +94,7 @@ def main():
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_for(lambda: _answers(port), what='uvicorn')
