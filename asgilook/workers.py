@@ -73,10 +73,11 @@ class Gate:
             async with asyncio.timeout(self._wait):
                 await turn
         except BaseException as ex:
-            # NOTE: Its turn may have come just as it timed out or went away.
+            # NOTE: Its turn may have come just as it timed out or went away;
+            #   or a holder leaving may have passed over it already.
             if turn.done() and not turn.cancelled():
                 self.admitted -= weight
-            else:
+            elif entry in self._waiting:
                 self._waiting.remove(entry)
             self._wake()
             if isinstance(ex, TimeoutError):
@@ -86,6 +87,9 @@ class Gate:
     def _wake(self):
         while self._waiting and self.admitted + self._waiting[0][0] <= self.capacity:
             weight, turn = self._waiting.popleft()
+            if turn.cancelled():
+                # NOTE: Its waiter went away, and has not run since.
+                continue
             self.admitted += weight
             turn.set_result(None)
 

@@ -178,35 +178,29 @@ def test_a_full_gate_answers_503_only_past_its_wait():
     assert (admitted, waiting) == (0, 0)
 
 
-def test_a_waiter_that_goes_away_leaves_its_place():
+@pytest.mark.parametrize(
+    'moment', ['while it waits', 'as a holder leaves', 'as its turn comes']
+)
+def test_a_waiter_that_goes_away_leaves_nothing_held(moment):
     async def leave():
         gate = Gate(1, 'things', wait=5)
         async with gate.enter():
             waiter = asyncio.ensure_future(gate.enter().__aenter__())
             await asyncio.sleep(0.01)
-            waiter.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiter
-            assert gate.waiting == 0
-        async with gate.enter():
-            return gate.admitted
-
-    assert falcon.async_to_sync(leave) == 1
-
-
-def test_a_waiter_that_goes_away_as_its_turn_comes_gives_it_back():
-    async def leave_late():
-        gate = Gate(1, 'things', wait=5)
-        async with gate.enter():
-            waiter = asyncio.ensure_future(gate.enter().__aenter__())
-            await asyncio.sleep(0.01)
-        # NOTE: Its turn has come, but it has not run since.
+            if moment != 'as its turn comes':
+                waiter.cancel()
+            if moment == 'while it waits':
+                with pytest.raises(asyncio.CancelledError):
+                    await waiter
+        # NOTE: Otherwise the holder has left before the waiter ran again.
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
-        return gate.admitted, gate.waiting
+        held = gate.admitted, gate.waiting
+        async with gate.enter():
+            return held, gate.admitted
 
-    assert falcon.async_to_sync(leave_late) == (0, 0)
+    assert falcon.async_to_sync(leave) == ((0, 0), 1)
 
 
 def test_a_gate_without_a_wait_refuses_at_once():
