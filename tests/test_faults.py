@@ -340,7 +340,8 @@ def test_derived_images_are_served_when_they_cannot_be_kept(
     assert 'Could not keep derived/' in caplog.text
 
 
-def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image):
+def _client_over_failing_blobs(config):
+    """A client of an app whose blobs can be made to fail, and those blobs."""
     made = []
 
     def failing_blobs(url, config, workers):
@@ -350,6 +351,11 @@ def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image
     config.blobs_from_url = failing_blobs
     client = falcon.testing.TestClient(create_app(config))
     [blobs] = made
+    return client, blobs
+
+
+def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image):
+    client, blobs = _client_over_failing_blobs(config)
 
     blobs.fail('write', errors.StorageFull('The store is full (fake).'))
     resp = client.simulate_post('/images', body=png_image)
@@ -371,21 +377,14 @@ def test_a_file_that_goes_between_two_looks_is_404(
     config, storage_path, png_image, whole
 ):
     config.read_whole_bytes = whole
-    made = []
-
-    def failing_blobs(url, config, workers):
-        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
-        return made[-1]
-
-    config.blobs_from_url = failing_blobs
-    client = falcon.testing.TestClient(create_app(config))
+    client, blobs = _client_over_failing_blobs(config)
     created = client.simulate_post('/images', body=png_image).json
 
     async def vanish():
         # NOTE: Another host deletes the image after its size was read.
         (storage_path / created['id']).unlink()
 
-    made[0].after('size', vanish)
+    blobs.after('size', vanish)
     resp = client.simulate_get(created['image'])
     assert resp.status_code == 404
     assert resp.json['title'] == 'Image file missing'
