@@ -1,6 +1,7 @@
 import math
 import os
 import pathlib
+import urllib.parse
 import uuid
 
 import PIL.ImageColor
@@ -43,6 +44,10 @@ class Config:
     DEFAULT_BACKEND_FROM_URL = staticmethod(backends.from_url)
     DEFAULT_BLOBS_FROM_URL = staticmethod(blobs.from_url)
     DEFAULT_WORKERS_FACTORY = ImageWorkers.from_config
+
+    # NOTE: The service's own index, in the storage directory (the blobs
+    #   sweep only ever touches files named by a UUID).
+    EMBEDDED_DATABASE = 'asgilook.db'
 
     def __init__(self, environ=None):
         # NOTE: Tests pass their own mapping so they never touch os.environ.
@@ -118,6 +123,22 @@ class Config:
         self.blobs_url = None
         self.blobs_from_url = Config.DEFAULT_BLOBS_FROM_URL
         self.workers_factory = Config.DEFAULT_WORKERS_FACTORY
+
+
+    @classmethod
+    def for_service(cls, environ=None) -> 'Config':
+        """The configuration ``asgilook.asgi`` serves with.
+
+        As ``Config()``, except that without ``ASGI_LOOK_DATABASE_URL`` the
+        index is a SQLite file in the storage directory, so that every worker
+        process and every restart sees the same images. ``Config()`` itself
+        keeps the tutorial's in-memory index (``memory://`` names it too).
+        """
+        config = cls(environ)
+        if config.database_url is None:
+            path = (config.storage_path / cls.EMBEDDED_DATABASE).resolve()
+            config.database_url = 'sqlite://' + urllib.parse.quote(path.as_posix())
+        return config
 
 
 class _Environment:

@@ -1,9 +1,11 @@
+import asyncio
 import os
 import pathlib
 
 import pytest
 import redis.asyncio
 
+from asgilook import backends
 from asgilook.config import Config
 
 
@@ -144,3 +146,27 @@ def test_blobs_live_in_the_storage_directory_unless_told_otherwise(config):
     assert blobs.path('x') == config.storage_path / 'x'
     with pytest.raises(ValueError, match='Unsupported storage URL'):
         config.blobs_from_url('s3://bucket/images', config, None)
+
+
+def test_the_service_keeps_its_index_in_the_storage_directory(tmp_path):
+    storage = tmp_path / 'my images #1'
+    config = Config.for_service({'ASGI_LOOK_STORAGE_PATH': str(storage)})
+
+    async def open_and_close():
+        backend = backends.from_url(config.database_url)
+        await backend.open()
+        await backend.close()
+
+    asyncio.run(open_and_close())
+    assert (storage / 'asgilook.db').is_file()
+    # NOTE: create_app(Config()) keeps the tutorial's in-memory index.
+    assert Config({'ASGI_LOOK_STORAGE_PATH': str(storage)}).database_url is None
+
+
+@pytest.mark.parametrize('url', ['memory://', 'sqlite:////elsewhere/index.db'])
+def test_the_service_uses_the_index_it_is_given(tmp_path, url):
+    config = Config.for_service(
+        {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_DATABASE_URL': url}
+    )
+
+    assert config.database_url == url

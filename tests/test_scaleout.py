@@ -16,11 +16,15 @@ from .helpers import stored_files
 from .servers import Service
 
 
-@pytest.fixture(params=['sqlite', 'postgresql'])
-def shared_url(request, tmp_path):
+@pytest.fixture(params=['default', 'sqlite', 'postgresql'])
+def shared_index(request, tmp_path):
+    """The index, as ``ASGI_LOOK_DATABASE_URL`` settings: none (the service's
+    SQLite file in its storage directory), SQLite elsewhere, PostgreSQL."""
+    if request.param == 'default':
+        return {}
     if request.param == 'sqlite':
-        return f'sqlite:///{tmp_path}/asgilook.db'
-    return request.getfixturevalue('postgres').url
+        return {'ASGI_LOOK_DATABASE_URL': f'sqlite:///{tmp_path}/asgilook.db'}
+    return {'ASGI_LOOK_DATABASE_URL': request.getfixturevalue('postgres').url}
 
 
 @pytest.fixture
@@ -43,16 +47,16 @@ def _upload(service, body, **headers):
     return json.loads(text)
 
 
-def test_restart_keeps_every_image(services, tmp_path, shared_url):
+def test_restart_keeps_every_image(services, tmp_path, shared_index):
     storage = tmp_path / 'images'
-    first = services(storage, ASGI_LOOK_DATABASE_URL=shared_url)
+    first = services(storage, **shared_index)
     created = [_upload(first, _body(n)) for n in range(3)]
     originals = {
         image['id']: first.request('GET', image['image'])[2] for image in created
     }
     first.stop()
 
-    second = services(storage, ASGI_LOOK_DATABASE_URL=shared_url)
+    second = services(storage, **shared_index)
     assert json.loads(second.request('GET', '/images')[2]) == created
     for image in created:
         assert second.request('GET', image['image'])[2] == originals[image['id']]
@@ -62,9 +66,9 @@ def _body(number):
     return corpus.encode(corpus.pattern((256 + number % 50, 160 + number // 50)), 'PNG')
 
 
-def test_kill_9_during_an_upload_burst(services, tmp_path, shared_url):
+def test_kill_9_during_an_upload_burst(services, tmp_path, shared_index):
     storage = tmp_path / 'images'
-    service = services(storage, ASGI_LOOK_DATABASE_URL=shared_url)
+    service = services(storage, **shared_index)
     bodies = {}
     answered = []
     stop = threading.Event()
@@ -98,7 +102,7 @@ def test_kill_9_during_an_upload_burst(services, tmp_path, shared_url):
     for thread in threads:
         thread.join()
 
-    restarted = services(storage, ASGI_LOOK_DATABASE_URL=shared_url)
+    restarted = services(storage, **shared_index)
     listed = {
         image['id']: image
         for image in json.loads(restarted.request('GET', '/images')[2])
@@ -116,11 +120,12 @@ def test_kill_9_during_an_upload_burst(services, tmp_path, shared_url):
     assert not [path for path in storage.iterdir() if path.name.endswith('.tmp')]
 
 
-def test_two_workers_agree(services, tmp_path):
-    url = f'sqlite:///{tmp_path}/asgilook.db'
-    service = services(
-        tmp_path / 'images', '--workers', '2', ASGI_LOOK_DATABASE_URL=url
-    )
+@pytest.mark.parametrize('database', ['default', 'sqlite'])
+def test_two_workers_agree(services, tmp_path, database):
+    environ = {}
+    if database == 'sqlite':
+        environ['ASGI_LOOK_DATABASE_URL'] = f'sqlite:///{tmp_path}/asgilook.db'
+    service = services(tmp_path / 'images', '--workers', '2', **environ)
     created = _upload(service, _body(1))
 
     # NOTE: Each request on a new connection: the two workers take turns.
