@@ -1,13 +1,17 @@
 import falcon.asgi
 
+from . import auth
 from . import backends
 from . import errors
 from .cache import RedisCache
 from .config import Config
 from .failopen import FailOpenRedis
+from .health import Health
+from .health import Readiness
 from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
+from .startup import StartupReport
 from .store import Store
 from .store import StoreLifespan
 
@@ -24,11 +28,16 @@ def create_app(config=None):
     )
     redis = FailOpenRedis(config)
     cache = RedisCache(config, redis)
-    images = Images(config, store)
+    access = auth.Access(config.api_tokens, config.anonymous_uploads)
+    images = Images(config, store, access)
     thumbnails = Thumbnails(store)
 
     app = falcon.asgi.App(
-        middleware=[StoreLifespan(store, config.sweep_interval), cache]
+        middleware=[
+            StoreLifespan(store, config.sweep_interval),
+            cache,
+            StartupReport(config, redis),
+        ]
     )
     app.router_options.converters['uuid'] = CanonicalUUID
     app.set_error_serializer(errors.serialize)
@@ -39,5 +48,7 @@ def create_app(config=None):
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.{ext}', thumbnails
     )
+    app.add_route('/healthz', Health())
+    app.add_route('/readyz', Readiness(config, store, redis))
 
     return app
