@@ -71,11 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog='asgilook', description='Upload images to an asgilook service, or run one.'
     )
     commands = parser.add_subparsers(dest='command', required=True)
-    formatter = argparse.RawDescriptionHelpFormatter
+    _add_upload(commands)
+    _add_serve(commands)
+    return parser
 
+
+def _add_upload(commands):
     sender = commands.add_parser(
         'upload', help='upload images', description=_UPLOAD, epilog=_EXIT,
-        formatter_class=formatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sender.add_argument('paths', nargs='+', metavar='PATH', help='a file or folder')
     sender.add_argument(
@@ -111,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         'to FILE, or to standard output for -',
     )  # fmt: skip
 
+
+def _add_serve(commands):
     # NOTE: No abbreviations, so that a uvicorn option is never taken for one
     #   of these.
     server = commands.add_parser(
         'serve', help='run the service', description=_SERVE,
-        formatter_class=formatter, allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
     )  # fmt: skip
     server.add_argument('--host', default='127.0.0.1', help='default: %(default)s')
     server.add_argument('--port', type=int, default=8000, help='default: %(default)s')
@@ -126,7 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     server.add_argument('--reload', action='store_true', help='restart on changes')
     server.add_argument('--log-level', choices=serve.LOG_LEVELS)
-    return parser
 
 
 def run_upload(

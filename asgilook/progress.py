@@ -33,8 +33,8 @@ def stored_line(outcome: Outcome) -> str:
 def total_line(totals: dict[str, Any]) -> str:
     """The last line: how many files went which way, bytes and time."""
     return (
-        f'{totals["stored"]} stored, {totals["failed"]} failed, '
-        f'{totals["skipped"]} skipped (not images), {totals["retries"]} retries; '
+        f'Stored {totals["stored"]}, failed {totals["failed"]}, '
+        f'skipped {totals["skipped"]} (not images), retries {totals["retries"]}; '
         f'{rich.filesize.decimal(totals["bytes"])} in {totals["seconds"]:.1f} s'
     )
 
@@ -52,7 +52,7 @@ class PlainReport:
         self._stream.flush()
 
     def start(self, files: int, size: int) -> None:
-        self._print(f'Uploading {files} files ({rich.filesize.decimal(size)})')
+        self._print(f'Files to upload: {files} ({rich.filesize.decimal(size)})')
 
     def done(self, outcome: Outcome) -> None:
         self._print(stored_line(outcome) if outcome.stored else failure_line(outcome))

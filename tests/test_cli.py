@@ -50,7 +50,7 @@ def test_upload_reports_rejections_and_fails(folder, tmp_path, capsys):
     assert _run(['upload', folder, '--json', summary], service) == 1
 
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == 'Uploading 3 files (28 bytes)'
+    assert lines[0] == 'Files to upload: 3 (28 bytes)'
     assert (
         f'{folder}/fake.png: 415 Unsupported image format — The upload is not an image.'
     ) in lines
@@ -59,7 +59,7 @@ def test_upload_reports_rejections_and_fails(folder, tmp_path, capsys):
     for image in images.values():
         assert f'stored http://127.0.0.1:8000{image["image"]}' in '\n'.join(lines)
     assert lines[-1].startswith(
-        '2 stored, 1 failed, 1 skipped (not images), 0 retries; 19 bytes in '
+        'Stored 2, failed 1, skipped 1 (not images), retries 0; 19 bytes in '
     )
 
     result = json.loads(summary.read_text())
@@ -107,7 +107,7 @@ def test_all_stored_exits_0_and_json_to_stdout(folder, capsys):
     assert result['totals']['stored'] == 2
     assert result['totals']['retries'] == 1
     assert [entry['retried'] for entry in result['files']] == [['503'], []]
-    assert '1 retries' in err.splitlines()[-1]
+    assert 'retries 1;' in err.splitlines()[-1]
 
 
 def test_token_is_sent_and_never_shown(folder, tmp_path, capsys, monkeypatch):
@@ -155,15 +155,15 @@ def test_unreadable_files_and_folders_fail(tmp_path, capsys):
     missing = tmp_path / 'missing.png'
     assert _run(['upload', tmp_path / 'deep', missing]) == 1
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == 'Uploading 2 files (0 bytes)'
+    assert lines[0] == 'Files to upload: 2 (0 bytes)'
     assert lines[1].endswith(': Unreadable — File name too long')
     assert lines[2] == f'{missing}: Unreadable — No such file or directory'
-    assert lines[3].startswith('0 stored, 2 failed, 0 skipped')
+    assert lines[3].startswith('Stored 0, failed 2, skipped 0')
 
 
 def test_nothing_to_upload(tmp_path, capsys):
     assert _run(['upload', tmp_path]) == 0
-    assert capsys.readouterr().err.splitlines()[-1].startswith('0 stored, 0 failed')
+    assert capsys.readouterr().err.splitlines()[-1].startswith('Stored 0, failed 0')
 
 
 class Terminal(io.StringIO):
@@ -179,7 +179,7 @@ def test_progress_bar_on_a_terminal(folder, monkeypatch):
     assert '3/3 files' in shown
     assert '28/28 bytes' in shown
     assert f'{folder}/fake.png: 415 Unsupported image format' in shown
-    assert '2 stored, 1 failed, 1 skipped (not images)' in shown
+    assert 'Stored 2, failed 1, skipped 1 (not images)' in shown
 
 
 @pytest.mark.parametrize(
@@ -215,7 +215,7 @@ def test_python_dash_m(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as raised:
         runpy.run_module('asgilook', run_name='__main__')
     assert raised.value.code == 0
-    assert '0 stored' in capsys.readouterr().err
+    assert 'Stored 0, failed 0' in capsys.readouterr().err
 
 
 def test_metrics_dir_for_several_workers():
@@ -405,7 +405,7 @@ def test_upload_to_a_real_service(tight_service, tmp_path, capsys):
         assert entry['error'] == problem
         assert f'{path}: {status} {problem["title"]} — {problem["description"]}' in err
     assert {entry['status'] for entry in failed.values()} == {400, 415}
-    assert err.splitlines()[-1].startswith('50 stored, 2 failed, 1 skipped')
+    assert err.splitlines()[-1].startswith('Stored 50, failed 2, skipped 1')
 
 
 def test_the_console_script(tight_service, tmp_path):
