@@ -44,11 +44,22 @@ extras_require = {
     'postgresql': [
         'asyncpg>=0.29',
     ],
+    # NOTE: aiobotocore (aio-libs: botocore over aiohttp) for S3-compatible
+    #   object storage: it reads the standard AWS credential chain (variables,
+    #   ~/.aws files, profiles, instance roles). obstore used half the CPU per
+    #   call when measured, but reads no ~/.aws files (docs/storage.rst).
+    #   2.19 brings botocore 1.36's request_checksum_calculation option.
+    's3': [
+        'aiobotocore>=2.19',
+    ],
     'test': [
+        'aiobotocore>=2.19',
         'asyncpg>=0.29',
         'fakeredis>=2.20',
         'httpie',
         'hypothesis>=6.100',
+        # NOTE: moto's standalone server is the S3 the tests talk HTTP to.
+        'moto[server]>=5.0',
         'pytest>=8',
         'pytest-cov>=5',
         'uvicorn[standard]>=0.30',

@@ -3,6 +3,7 @@ import falcon.asgi
 from . import auth
 from . import backends
 from . import errors
+from .blobs import BlobsLifespan
 from .cache import RedisCache
 from .config import Config
 from .failopen import FailOpenRedis
@@ -20,10 +21,11 @@ def create_app(config=None):
     """Build every object of the service, and wire them into one ASGI app."""
     config = config or Config()
     workers = config.workers_factory(config)
+    blobs = config.blobs_from_url(config.blobs_url, config, workers)
     store = Store(
         config,
         backend=config.backend_from_url(config.database_url),
-        blobs=config.blobs_from_url(config.blobs_url, config, workers),
+        blobs=blobs,
         workers=workers,
     )
     redis = FailOpenRedis(config)
@@ -34,6 +36,7 @@ def create_app(config=None):
 
     app = falcon.asgi.App(
         middleware=[
+            BlobsLifespan(blobs),
             StoreLifespan(store, config.sweep_interval),
             cache,
             StartupReport(config, redis),

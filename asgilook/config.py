@@ -134,7 +134,7 @@ class Config:
 
         self.backend_from_url = Config.DEFAULT_BACKEND_FROM_URL
         # NOTE: None keeps images in the storage directory.
-        self.blobs_url = None
+        self.blobs_url = env.blobs_url('ASGI_LOOK_BLOBS_URL')
         self.blobs_from_url = Config.DEFAULT_BLOBS_FROM_URL
         self.workers_factory = Config.DEFAULT_WORKERS_FACTORY
 
@@ -271,6 +271,24 @@ class _Environment:
                     f'{name} must be sqlite:///absolute/path.db, '
                     'postgresql://user:password@host/database or memory://, got '
                     f'{masked(url)!r} ({reason})'
+                ) from None
+        return url
+
+    def blobs_url(self, name):
+        url = self._environ.get(name) or None
+        if url is not None:
+            try:
+                blobs.check_url(url)
+            except ValueError as ex:
+                reason = str(ex).replace(repr(url), 'it')
+                # NOTE: Nothing secret belongs in it, but a password may be put
+                #   in its endpoint all the same: then its query is left out.
+                shown = masked(url)
+                if '@' in urllib.parse.urlsplit(url).query:
+                    shown = shown.partition('?')[0] + '?…'
+                raise ValueError(
+                    f'{name} must be s3://bucket/prefix?endpoint=…&region=…, or unset '
+                    f'for the storage directory, got {shown!r} ({reason})'
                 ) from None
         return url
 

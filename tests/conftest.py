@@ -15,6 +15,8 @@ from asgilook.config import Config
 from .fakes import CountingWorkers
 from .fakes import Renders
 from .fakes import TwinWorkers
+from .servers import AWS_TEST_ENVIRONMENT
+from .servers import MotoServer
 from .servers import PostgresServer
 from .servers import RedisServer
 
@@ -187,3 +189,35 @@ def database_url(request, tmp_path):
     if request.param == 'sqlite':
         return f'sqlite:///{tmp_path}/asgilook.db'
     return request.getfixturevalue('postgres').url
+
+
+@pytest.fixture(scope='session')
+def moto_server():
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_environment(monkeypatch):
+    """The AWS variables the S3 client reads: test credentials, nothing else."""
+    for name in (
+        'AWS_PROFILE',
+        'AWS_DEFAULT_PROFILE',
+        'AWS_SESSION_TOKEN',
+        'AWS_ENDPOINT_URL',
+        'AWS_ENDPOINT_URL_S3',
+        'AWS_DEFAULT_REGION',
+        'AWS_REGION',
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_TEST_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def s3_bucket(moto_server, aws_environment):
+    """A new, empty bucket on the session's moto server."""
+    bucket = f'asgilook-{uuid.uuid4().hex[:12]}'
+    moto_server.create_bucket(bucket)
+    return bucket

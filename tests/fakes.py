@@ -3,6 +3,9 @@ the service the asgilook command talks to."""
 
 import asyncio
 import functools
+import http.client
+import http.server
+import threading
 import time
 import uuid
 
@@ -208,3 +211,94 @@ class FakeImageService:
         if replayed:
             headers['Idempotent-Replayed'] = 'true'
         return httpx.Response(201, json=image, headers=headers)
+
+
+class FaultyS3Proxy:
+    """An HTTP proxy in front of an S3 server, that can be slow or answer for it.
+
+    Each request waits ``delay`` seconds, then is forwarded; unless
+    ``answers`` has one for its method (or for ``'*'``): a status, headers and
+    a body (see :func:`s3_error`), sent instead. ``methods`` lists the
+    methods of the requests it was sent.
+    """
+
+    def __init__(self, upstream_port):
+        self.delay = 0.0
+        self.answers = {}
+        self.methods = []
+        self.stopped = False
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def _handle(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(length)
+                proxy.methods.append(self.command)
+                answer = proxy.answers.get(self.command) or proxy.answers.get('*')
+                if answer is None:
+                    time.sleep(proxy.delay)
+                    if proxy.stopped:
+                        self.close_connection = True
+                        return
+                    answer = _forward(upstream_port, self, body)
+                status, headers, data = answer
+                self.send_response(status)
+                # NOTE: A HEAD's Content-Length is that of what a GET would send.
+                headers = {'Content-Length': str(len(data)), **headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != 'HEAD':
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self):
+        return f'http://127.0.0.1:{self.server.server_address[1]}'
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        # NOTE: Requests still waiting out a delay are dropped, not forwarded.
+        self.stopped = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_HOP_BY_HOP = {'connection', 'keep-alive', 'transfer-encoding'}
+
+
+def _forward(port, request, body):
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    try:
+        connection.request(request.command, request.path, body, dict(request.headers))
+        response = connection.getresponse()
+        headers = {
+            name: value
+            for name, value in response.getheaders()
+            if name.lower() not in _HOP_BY_HOP
+        }
+        return response.status, headers, response.read()
+    finally:
+        connection.close()
+
+
+def s3_error(status, code, message='(fake)'):
+    """An S3 error answer, for FaultyS3Proxy.answers."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+    )
+    return status, {'Content-Type': 'application/xml'}, body.encode()

@@ -3,6 +3,7 @@
 import asyncio
 import glob
 import http.client
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -32,6 +33,15 @@ def require_binary(name, package=None):
             pytest.fail(f'{message}; under CI a missing server is a failure')
         pytest.skip(message)
     return path
+
+
+def require_module(name, requirement):
+    """Skip without a Python package; under CI, fail."""
+    if importlib.util.find_spec(name) is None:
+        message = f'{name} is not installed (pip install "{requirement}")'
+        if os.environ.get('CI'):
+            pytest.fail(f'{message}; under CI a missing server is a failure')
+        pytest.skip(message)
 
 
 def wait_for(predicate, timeout=10.0, what='a condition'):
@@ -252,3 +262,99 @@ class PostgresServer:
                 await connection.close()
 
         asyncio.run(drop())
+
+
+# NOTE: Credentials moto takes (it checks none). Fixed, and the AWS files and
+#   the instance metadata service out of the way, so that neither a
+#   developer's ~/.aws nor the network is ever consulted.
+AWS_TEST_ENVIRONMENT = {
+    'AWS_ACCESS_KEY_ID': 'asgilook-test-key',
+    'AWS_SECRET_ACCESS_KEY': 'asgilook-test-secret',
+    'AWS_CONFIG_FILE': os.devnull,
+    'AWS_SHARED_CREDENTIALS_FILE': os.devnull,
+    'AWS_EC2_METADATA_DISABLED': 'true',
+}
+
+
+class MotoServer:
+    """moto's standalone S3 server on 127.0.0.1, everything kept in memory."""
+
+    def __init__(self, port=None):
+        require_module('moto', 'moto[server]')
+        require_module('flask', 'moto[server]')
+        self.port = port or free_port()
+        self.process = None
+
+    @property
+    def endpoint(self):
+        return f'http://127.0.0.1:{self.port}'
+
+    def url(self, bucket, prefix='', **query):
+        """The ASGI_LOOK_BLOBS_URL of a bucket on this server."""
+        query = {'endpoint': self.endpoint, 'region': 'us-east-1', **query}
+        params = '&'.join(f'{name}={value}' for name, value in query.items())
+        return f's3://{bucket}/{prefix}?{params}'
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                '-m',
+                'moto.server',
+                '-H',
+                '127.0.0.1',
+                '-p',
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=30, what=f'moto on {self.port}')
+        return self
+
+    def _answers(self):
+        try:
+            self.client().list_buckets()
+        except Exception:
+            return False
+        return True
+
+    def stop(self):
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def pause(self):
+        """Stop answering, as a hung server does; connections still open."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def client(self):
+        """A synchronous boto3 client, for tests to look inside."""
+        import boto3
+        import botocore.config
+
+        return boto3.client(
+            's3',
+            endpoint_url=self.endpoint,
+            region_name='us-east-1',
+            aws_access_key_id='asgilook-test-key',
+            aws_secret_access_key='asgilook-test-secret',
+            config=botocore.config.Config(
+                connect_timeout=2, read_timeout=5, retries={'total_max_attempts': 1}
+            ),
+        )
+
+    def create_bucket(self, bucket):
+        self.client().create_bucket(Bucket=bucket)
+
+    def keys(self, bucket):
+        """Every key in a bucket, sorted."""
+        pages = self.client().get_paginator('list_objects_v2').paginate(Bucket=bucket)
+        return sorted(
+            item['Key'] for page in pages for item in page.get('Contents', [])
+        )

@@ -214,7 +214,7 @@ def test_blobs_live_in_the_storage_directory_unless_told_otherwise(config):
     blobs = config.blobs_from_url(None, config, None)
     assert blobs.path('x') == config.storage_path / 'x'
     with pytest.raises(ValueError, match='Unsupported storage URL'):
-        config.blobs_from_url('s3://bucket/images', config, None)
+        config.blobs_from_url('nfs://server/images', config, None)
 
 
 def test_the_service_keeps_its_index_in_the_storage_directory(tmp_path):

@@ -8,8 +8,9 @@ formats), so that everything of one image goes with one
 one of the domain errors below, never as its own exception: the store and
 the resources know nothing of files.
 
-Today the blobs are files in ``storage_path`` (``directory.py``): a local
-directory, or one that several hosts mount.
+The blobs are files in ``storage_path`` (``directory.py``): a local
+directory, or one that several hosts mount; or, given an ``s3://`` URL,
+objects in an S3-compatible bucket (``s3.py``) that several hosts share.
 """
 
 from collections.abc import Awaitable
@@ -35,6 +36,12 @@ class Blobs(Protocol):
     :class:`~asgilook.errors.StorageUnavailable`.
     """
 
+    async def start(self) -> None:
+        """Get ready to serve (when the app starts); raise if it never can."""
+
+    async def stop(self) -> None:
+        """Let go of what ``start`` or any call took (when the app stops)."""
+
     async def write(self, name: str, data: bytes) -> None:
         """Store ``data`` durably, all or nothing, before returning."""
 
@@ -56,11 +63,13 @@ class Blobs(Protocol):
     def removing(
         self, name: str, still_wanted: Callable[[], Awaitable[bool]]
     ) -> AbstractAsyncContextManager[None]:
-        """Take a blob out of sight for the block; gone if it ends well.
+        """Remove a blob around the block that forgets it; gone if it ends well.
 
         Raises a storage error (and changes nothing) when the blob cannot be
-        taken away. When the block raises, the blob is put back if
-        ``still_wanted()`` says so (the block may have done its part anyway).
+        taken away. When the block raises, the blob stays (or is put back)
+        if ``still_wanted()`` says so (the block may have done its part
+        anyway), and goes if not. A directory renames the file aside for the
+        block; S3, which cannot rename, deletes the object after it.
         """
 
     async def clean_up(
@@ -83,10 +92,44 @@ def from_url(url: str | None, config: Any, workers: Any) -> Blobs:
         from .directory import DirectoryBlobs
 
         return DirectoryBlobs(config, workers)
-    raise ValueError(
-        f'Unsupported storage URL {url!r}: leave it unset to keep images in '
-        'the storage directory (ASGI_LOOK_STORAGE_PATH)'
-    )
+    location = check_url(url)
+    from .s3 import S3Blobs
+
+    return S3Blobs(location)
+
+
+def check_url(url: str) -> Any:
+    """What an ``s3://`` URL names (an :class:`~asgilook.blobs.s3url.S3Location`);
+    ValueError when it is malformed, or when its client is not installed."""
+    from . import s3url
+
+    if not url.startswith('s3://'):
+        raise ValueError(
+            f'Unsupported storage URL {url!r}: use s3://bucket/prefix, or leave it '
+            'unset to keep images in the storage directory (ASGI_LOOK_STORAGE_PATH)'
+        )
+    location = s3url.parse(url)
+    try:
+        import aiobotocore  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            's3:// needs aiobotocore: pip install "asgilook[s3]"'
+        ) from None
+    return location
+
+
+class BlobsLifespan:
+    """Falcon middleware that starts and stops the blobs with the app
+    (listed before the store's, so that they start first and stop last)."""
+
+    def __init__(self, blobs: Blobs) -> None:
+        self._blobs = blobs
+
+    async def process_startup(self, scope, event):
+        await self._blobs.start()
+
+    async def process_shutdown(self, scope, event):
+        await self._blobs.stop()
 
 
 def write_error(ex: OSError, done: str = 'stored') -> errors.AsgilookError:

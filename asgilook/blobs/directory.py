@@ -43,6 +43,12 @@ class DirectoryBlobs:
         self._config = config
         self._workers = workers
 
+    async def start(self) -> None:
+        """Nothing to connect to: the directory was made with the config."""
+
+    async def stop(self) -> None:
+        """Nothing held between calls."""
+
     def path(self, name: str) -> pathlib.Path:
         return blob_path(self._config, name)
 

@@ -78,7 +78,7 @@ def derived_dirs(directory: pathlib.Path) -> list[pathlib.Path]:
         entries = list(directory.iterdir())
     except FileNotFoundError:
         return []
-    return [path for path in entries if path.is_dir() and _is_image_name(path.name)]
+    return [path for path in entries if path.is_dir() and is_image_name(path.name)]
 
 
 def leftovers(
@@ -103,7 +103,7 @@ def leftovers(
             #   its old modification time, but its rename is recent.
             if status.st_ctime < cutoff or _writer_is_dead(path.name):
                 dead.append(path)
-        elif status.st_mtime < cutoff and _is_image_name(path.name):
+        elif status.st_mtime < cutoff and is_image_name(path.name):
             old.append(path)
     return dead, old
 
@@ -116,7 +116,8 @@ def _status(path: pathlib.Path) -> os.stat_result | None:
         return None
 
 
-def _is_image_name(name: str) -> bool:
+def is_image_name(name: str) -> bool:
+    """Whether ``name`` is an image's id: a UUID in its canonical form."""
     try:
         return str(uuid.UUID(name)) == name
     except ValueError:

@@ -1,0 +1,303 @@
+"""Blobs as objects in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2…).
+
+Nothing is shared on disk: several hosts keep their images in one bucket.
+A PUT is atomic (no reader ever sees part of an object), so a write needs no
+temporary name; an object cannot be renamed aside, so a delete removes the
+object only once the block that removes its record has ended well (see
+:meth:`S3Blobs.removing`). Every call has a deadline, so that storage that
+is down or slow makes a 503 rather than a hang. The client is aiobotocore;
+credentials come from the standard AWS environment variables and files.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+import contextlib
+import logging
+import time
+
+import aiobotocore.config
+import aiobotocore.session
+import botocore.exceptions
+
+from .. import errors
+from . import DERIVED
+from . import s3errors
+from .files import is_image_name
+from .s3reader import S3Reader
+from .s3url import S3Location
+
+logger = logging.getLogger(__name__)
+
+
+class BucketMissing(RuntimeError):
+    """The bucket the URL names does not exist, and we were not told to make it."""
+
+
+class S3Blobs:
+    """Image objects in one bucket, under an optional prefix."""
+
+    # NOTE: As for a directory: how old an unlisted object must be before the
+    #   sweep takes it, and how many orphans mean a wrong index instead.
+    GRACE = 600.0
+    MOST_ORPHANS = 10
+    # NOTE: The most keys one DeleteObjects call takes, and one listing gives.
+    BATCH = 1000
+    PAGE = 1000
+    # NOTE: Connections kept open to the storage, per process.
+    CONNECTIONS = 32
+
+    def __init__(self, location: S3Location) -> None:
+        self.location = location
+        self._bucket = location.bucket
+        self._client: asyncio.Future | None = None
+        self._checked = False
+        self._refused = False
+
+    async def start(self) -> None:
+        """Check, once, that the bucket is there; make it when told to.
+
+        Raises :class:`BucketMissing` when it is not. Storage that does not
+        answer is only logged: uploads will say so, as for a directory.
+        """
+        try:
+            # NOTE: The client is made here, not in the first request's time.
+            s3 = await self._s3()
+            if self._checked:
+                return
+            async with asyncio.timeout(self.location.timeout):
+                await self._ensure_bucket(s3)
+        except s3errors.FAILURES as ex:
+            error = self._failed(ex, 'searched')
+            if not s3errors.refused(ex):
+                logger.warning(
+                    'Could not check the bucket %r: %s', self._bucket, error.description
+                )
+            return
+        self._checked = True
+
+    async def stop(self) -> None:
+        """Close the connections (the next call opens new ones)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await (await client).close()
+
+    async def write(self, name: str, data: bytes) -> None:
+        async with self._call('stored') as s3:
+            await s3.put_object(Bucket=self._bucket, Key=self._key(name), Body=data)
+
+    async def read(self, name: str) -> bytes:
+        return await self._get(name)
+
+    async def read_range(self, name: str, first: int, last: int) -> bytes:
+        """Bytes ``first`` to ``last`` (inclusive) of a blob, in one ranged GET."""
+        return await self._get(name, Range=f'bytes={first}-{last}')
+
+    async def open(self, name: str) -> S3Reader:
+        return S3Reader(self, name, await self.size(name))
+
+    async def size(self, name: str) -> int:
+        return await self._size(name, 'read')
+
+    async def remove(self, name: str) -> None:
+        async with self._call('removed') as s3:
+            await s3.delete_object(Bucket=self._bucket, Key=self._key(name))
+
+    async def remove_all(self, prefix: str) -> None:
+        names = [name async for name, _ in self._listing(f'{prefix}/')]
+        await self._delete(names)
+
+    @contextlib.asynccontextmanager
+    async def removing(
+        self, name: str, still_wanted: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[None]:
+        # NOTE: No rename on S3, and a copy aside is two calls that can each
+        #   fail. The object stays while the block removes its record, and
+        #   goes once that is done: never a listed image without its bytes.
+        #   Asking for its size first fails early, changing nothing, when the
+        #   storage cannot answer. A crash in between leaves an orphan, which
+        #   the sweep removes.
+        with contextlib.suppress(errors.FileMissing):
+            await self._size(name, 'removed')
+        try:
+            yield
+        except BaseException:
+            if not await asyncio.shield(still_wanted()):
+                await self.remove(name)
+            raise
+        await self.remove(name)
+
+    async def clean_up(
+        self, known: Callable[[list[str]], Awaitable[set[str]]] | None
+    ) -> tuple[int, int]:
+        # NOTE: A PUT leaves nothing unfinished: only orphans to look for.
+        #   Counted as a directory counts them: an original, and the derived
+        #   images of one image, are one each.
+        old = await self._old_objects()
+        listed = (
+            await known(sorted({image_id for image_id, _ in old})) if known else None
+        )
+        orphans = [
+            entry for entry in old if listed is not None and entry[0] not in listed
+        ]
+        if len(orphans) > max(self.MOST_ORPHANS, len(old) // 20):
+            logger.error(
+                'Found %d of %d files in bucket %r unknown to the index: is this '
+                'the right database? Leaving them all alone.',
+                len(orphans),
+                len(old),
+                self._bucket,
+            )
+            orphans = []
+        await self._delete([name for entry in orphans for name in old[entry]])
+        return 0, len(orphans)
+
+    async def _old_objects(self) -> dict[tuple[str, str], list[str]]:
+        """What the sweep may take, by image id and kind: originals older than
+        the grace period, and derived images of any age."""
+        cutoff = time.time() - self.GRACE
+        found: dict[tuple[str, str], list[str]] = {}
+        async for name, modified in self._listing(''):
+            parts = name.split('/')
+            if len(parts) == 1 and modified < cutoff:
+                entry = (name, 'original')
+            elif len(parts) == 3 and parts[0] == DERIVED:
+                entry = (parts[1], DERIVED)
+            else:
+                continue
+            # NOTE: Only names this service writes: never anyone else's object.
+            if is_image_name(entry[0]):
+                found.setdefault(entry, []).append(name)
+        return found
+
+    async def _listing(self, prefix: str) -> AsyncIterator[tuple[str, float]]:
+        """Every blob under ``prefix``, with when it was last written."""
+        token = {}
+        while True:
+            async with self._call('searched') as s3:
+                page = await s3.list_objects_v2(
+                    Bucket=self._bucket,
+                    Prefix=self._key(prefix),
+                    MaxKeys=self.PAGE,
+                    **token,
+                )
+            for item in page.get('Contents', []):
+                yield self.location.name(item['Key']), item['LastModified'].timestamp()
+            if not page.get('IsTruncated'):
+                return
+            token = {'ContinuationToken': page['NextContinuationToken']}
+
+    async def _delete(self, names: list[str]) -> None:
+        """Remove blobs in batches of DeleteObjects."""
+        for start in range(0, len(names), self.BATCH):
+            batch = [
+                {'Key': self._key(name)} for name in names[start : start + self.BATCH]
+            ]
+            async with self._call('removed') as s3:
+                answer = await s3.delete_objects(
+                    Bucket=self._bucket, Delete={'Objects': batch, 'Quiet': True}
+                )
+            if answer.get('Errors'):
+                raise errors.StorageUnavailable(
+                    f'{len(answer["Errors"])} files of the image could not be removed '
+                    f'({answer["Errors"][0].get("Code")}). Try again later.'
+                )
+
+    async def _size(self, name: str, done: str) -> int:
+        async with self._call(done) as s3:
+            head = await s3.head_object(Bucket=self._bucket, Key=self._key(name))
+        return head['ContentLength']
+
+    async def _get(self, name: str, **span: str) -> bytes:
+        async with self._call('read') as s3:
+            answer = await s3.get_object(
+                Bucket=self._bucket, Key=self._key(name), **span
+            )
+            async with answer['Body'] as body:
+                return await body.read()
+
+    def _key(self, name: str) -> str:
+        return self.location.key(name)
+
+    @contextlib.asynccontextmanager
+    async def _call(self, done: str) -> AsyncIterator:
+        """The client, for one call within the deadline; failures as domain
+        errors (``done``: what could not be done to the image)."""
+        try:
+            # NOTE: Making the client reads files but sends nothing: it is
+            #   not the storage's time.
+            s3 = await self._s3()
+            async with asyncio.timeout(self.location.timeout):
+                yield s3
+        except s3errors.FAILURES as ex:
+            raise self._failed(ex, done) from ex
+        self._refused = False
+
+    def _failed(self, ex: BaseException, done: str) -> Exception:
+        if s3errors.refused(ex) and not self._refused:
+            # NOTE: One line while it lasts, not one per request.
+            self._refused = True
+            logger.error(
+                'Cannot use the S3 bucket %r: %s (%s). Set AWS_ACCESS_KEY_ID and '
+                'AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, to credentials it takes.',
+                self._bucket,
+                s3errors.explain(ex),
+                s3errors.code(ex) or type(ex).__name__,
+            )
+        return s3errors.domain_error(ex, done)
+
+    async def _s3(self):
+        if self._client is None:
+            self._client = asyncio.ensure_future(self._connect())
+        return await asyncio.shield(self._client)
+
+    async def _connect(self):
+        session = aiobotocore.session.get_session()
+        location = self.location
+        config = aiobotocore.config.AioConfig(
+            connect_timeout=location.timeout,
+            read_timeout=location.timeout,
+            retries={'mode': 'standard', 'total_max_attempts': 2},
+            max_pool_connections=self.CONNECTIONS,
+            # NOTE: Paths, not virtual hosts, for MinIO and other look-alikes.
+            s3={'addressing_style': 'path'} if location.endpoint else None,
+            # NOTE: Checksums only where S3 requires them: several look-alikes
+            #   (GCS, older MinIO and Ceph) refuse the trailing checksums that
+            #   botocore sends by default.
+            request_checksum_calculation='when_required',
+            response_checksum_validation='when_required',
+        )
+        try:
+            return await session.create_client(
+                's3',
+                endpoint_url=location.endpoint,
+                region_name=location.region,
+                config=config,
+            ).__aenter__()
+        except BaseException:
+            self._client = None
+            raise
+
+    async def _ensure_bucket(self, s3) -> None:
+        try:
+            await s3.head_bucket(Bucket=self._bucket)
+            return
+        except botocore.exceptions.ClientError as ex:
+            if s3errors.code(ex) not in ('404', 'NoSuchBucket'):
+                raise
+        if not self.location.create:
+            where = f' at {self.location.endpoint}' if self.location.endpoint else ''
+            raise BucketMissing(
+                f'ASGI_LOOK_BLOBS_URL names the bucket {self._bucket!r}, which does '
+                f'not exist{where}: create it, or add create=true to the URL '
+                'to have the service create it'
+            )
+        region = s3.meta.region_name
+        place = (
+            {}
+            if region == 'us-east-1'
+            else {'CreateBucketConfiguration': {'LocationConstraint': region}}
+        )
+        await s3.create_bucket(Bucket=self._bucket, **place)
+        logger.warning('Created the bucket %r', self._bucket)

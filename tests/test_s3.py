@@ -1,0 +1,455 @@
+"""Images in an S3 bucket: the URL, start-up, streaming, and every fault.
+
+The storage is moto's S3 server; faults it cannot make (slow answers,
+refused credentials, a full disk) come from a proxy in front of it.
+"""
+
+import json
+import logging
+import sys
+import time
+import uuid
+
+import falcon
+import falcon.testing
+import pytest
+
+from asgilook import blobs as blobs_package
+from asgilook import errors
+from asgilook.app import create_app
+from asgilook.blobs import s3reader
+from asgilook.blobs.s3 import BucketMissing
+from asgilook.blobs.s3url import S3Location
+from asgilook.config import Config
+
+from .fakes import FaultyS3Proxy
+from .fakes import s3_error
+from .helpers import decode
+from .servers import MotoServer
+
+ID = str(uuid.UUID(int=7, version=4))
+
+
+def run(coroutine_function, *args):
+    return falcon.async_to_sync(coroutine_function, *args)
+
+
+@pytest.fixture
+def proxy(moto_server):
+    proxy = FaultyS3Proxy(moto_server.port).start()
+    yield proxy
+    proxy.stop()
+
+
+def proxied(proxy, bucket, **query):
+    """A blobs URL to ``bucket`` through the proxy."""
+    query = {'endpoint': proxy.endpoint, 'region': 'us-east-1', **query}
+    return f's3://{bucket}/images?' + '&'.join(f'{k}={v}' for k, v in query.items())
+
+
+def app_client(config, url):
+    config.blobs_url = url
+    return falcon.testing.TestClient(create_app(config))
+
+
+def upload(client, png_image):
+    result = client.simulate_post('/images', body=png_image)
+    assert result.status_code == 201, result.text
+    return result.json
+
+
+# The URL
+
+
+def test_the_url_is_read_from_the_environment(tmp_path):
+    url = 's3://images/prod?endpoint=http://minio:9000&region=eu-west-1&timeout=2'
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path)}
+
+    assert Config(environ={**environ, 'ASGI_LOOK_BLOBS_URL': url}).blobs_url == url
+    assert Config(environ={**environ, 'ASGI_LOOK_BLOBS_URL': ''}).blobs_url is None
+    assert Config(environ=environ).blobs_url is None
+
+
+@pytest.mark.parametrize(
+    'url, reason',
+    [
+        ('ftp://images/prod', 'Unsupported storage URL it'),
+        ('s3://AKIAEXAMPLE:hunter2-secret@images', 'credentials do not belong'),
+        ('s3://Images_2', 'bucket name'),
+        ('s3://images?colour=red', "unknown parameter 'colour'"),
+        ('s3://images?endpoint=minio:9000', 'endpoint must be'),
+        ('s3://images?endpoint=http://me:hunter2-secret@minio', 'credentials do'),
+        ('s3://images?create=maybe', 'create must be true or false'),
+        ('s3://images?timeout=0', 'timeout must be'),
+        ('s3://images?timeout=never', 'timeout must be'),
+    ],
+)
+def test_a_bad_url_stops_the_service(tmp_path, url, reason):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_BLOBS_URL': url}
+
+    with pytest.raises(ValueError, match='^ASGI_LOOK_BLOBS_URL must be ') as raised:
+        Config(environ=environ)
+    assert reason in str(raised.value)
+    assert 'hunter2-secret' not in str(raised.value)
+
+
+def test_s3_needs_its_client(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'aiobotocore', None)
+    environ = {
+        'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+        'ASGI_LOOK_BLOBS_URL': 's3://images',
+    }
+
+    with pytest.raises(ValueError, match=r'needs aiobotocore: pip install'):
+        Config(environ=environ)
+
+
+def test_keys_and_names_under_a_prefix():
+    assert S3Location('images').key(ID) == ID
+    assert S3Location('images', 'prod/a').key(ID) == f'prod/a/{ID}'
+    assert S3Location('images', 'prod/a').name(f'prod/a/derived/{ID}/x') == (
+        f'derived/{ID}/x'
+    )
+
+
+# Start-up and shut-down
+
+
+def test_stopping_what_never_started(config, s3_bucket, moto_server):
+    blobs = blobs_package.from_url(moto_server.url(s3_bucket), config, None)
+    run(blobs.stop)
+    run(blobs.stop)
+
+
+def test_a_missing_bucket_stops_the_service(config, moto_server, aws_environment):
+    blobs = blobs_package.from_url(moto_server.url('nowhere-to-be-found'), config, None)
+
+    with pytest.raises(BucketMissing) as raised:
+        run(blobs.start)
+    run(blobs.stop)
+    message = str(raised.value)
+    assert message.startswith('ASGI_LOOK_BLOBS_URL names the bucket ')
+    assert "'nowhere-to-be-found'" in message
+    assert 'create=true' in message
+
+
+@pytest.mark.parametrize('region', ['us-east-1', 'eu-west-1'])
+def test_a_missing_bucket_is_made_when_asked(
+    config, moto_server, aws_environment, region
+):
+    bucket = f'made-{uuid.uuid4().hex[:12]}'
+    url = moto_server.url(bucket, region=region, create='true')
+    blobs = blobs_package.from_url(url, config, None)
+
+    run(blobs.start)
+    run(blobs.start)
+    run(blobs.write, ID, b'first')
+    run(blobs.stop)
+
+    assert moto_server.keys(bucket) == [ID]
+    location = moto_server.client().get_bucket_location(Bucket=bucket)
+    assert (location['LocationConstraint'] or 'us-east-1') == region
+
+
+def test_storage_away_at_start_up_is_no_reason_to_stop(config, aws_environment, caplog):
+    url = 's3://images?endpoint=http://127.0.0.1:9&region=us-east-1&timeout=2'
+    blobs = blobs_package.from_url(url, config, None)
+
+    run(blobs.start)
+    run(blobs.stop)
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.getMessage() == (
+        "Could not check the bucket 'images': The image could not be searched "
+        '(the storage could not be reached: EndpointConnectionError). Try again later.'
+    )
+
+
+# The service over S3
+
+
+def test_an_image_in_a_bucket(config, moto_server, s3_bucket, png_image, image_size):
+    client = app_client(config, moto_server.url(s3_bucket, 'prod'))
+    created = upload(client, png_image)
+    image_id = created['id']
+
+    original = client.simulate_get(created['image'])
+    assert original.status_code == 200
+    assert decode(original.content).size == image_size(png_image)
+    for ext in ('jpeg', 'webp', 'avif'):
+        thumbnail = created['thumbnails'][0].replace('.jpeg', f'.{ext}')
+        assert client.simulate_get(thumbnail).status_code == 200
+    keys = moto_server.keys(s3_bucket)
+    assert f'prod/{image_id}' in keys
+    assert (
+        len([key for key in keys if key.startswith(f'prod/derived/{image_id}/')]) == 3
+    )
+
+    assert client.simulate_delete(created['image']).status_code == 204
+    assert client.simulate_get(created['image']).status_code == 404
+    assert moto_server.keys(s3_bucket) == []
+
+
+def test_a_large_original_is_streamed_in_ranges(
+    config, moto_server, s3_bucket, png_image, proxy
+):
+    client = app_client(config, proxied(proxy, s3_bucket))
+    created = upload(client, png_image)
+    whole = client.simulate_get(created['image'])
+    config.read_whole_bytes = 1000
+    half = len(whole.content) // 2
+    del proxy.methods[:]
+
+    streamed = client.simulate_get(created['image'])
+    part = client.simulate_get(created['image'], headers={'Range': f'bytes=100-{half}'})
+    head = client.simulate_head(created['image'])
+    unchanged = client.simulate_get(
+        created['image'], headers={'If-None-Match': whole.headers['etag']}
+    )
+
+    assert streamed.content == whole.content
+    assert part.status_code == 206
+    assert part.content == whole.content[100 : half + 1]
+    assert head.headers['content-length'] == str(len(whole.content))
+    assert unchanged.status_code == 304
+    # NOTE: A size and a stream: one HEAD, then GETs of the ranges asked for.
+    assert proxy.methods.count('GET') == 2
+
+
+def test_a_reader_holds_one_chunk_at_most(config, moto_server, s3_bucket):
+    blobs = blobs_package.from_url(moto_server.url(s3_bucket), config, None)
+    data = bytes(range(256)) * (3 * s3reader.CHUNK // 256 + 1)
+    run(blobs.write, ID, data)
+
+    async def read_all():
+        reader = await blobs.open(ID)
+        chunks = [await reader.read(), await reader.read(10 * s3reader.CHUNK)]
+        while chunk := await reader.read():
+            chunks.append(chunk)
+        await reader.close()
+        return chunks
+
+    chunks = run(read_all)
+    run(blobs.stop)
+    assert max(len(chunk) for chunk in chunks) == s3reader.CHUNK
+    assert b''.join(chunks) == data
+
+
+def test_readiness_writes_to_the_bucket(config, moto_server, s3_bucket):
+    client = app_client(config, moto_server.url(s3_bucket))
+
+    ready = client.simulate_get('/readyz')
+    assert ready.status_code == 200, ready.text
+    assert ready.json['checks']['storage']['state'] == 'up'
+    assert moto_server.keys(s3_bucket) == []
+
+
+def test_listings_and_deletes_go_in_batches(config, moto_server, s3_bucket, proxy):
+    blobs = blobs_package.from_url(proxied(proxy, s3_bucket), config, None)
+    blobs.BATCH = blobs.PAGE = 2
+    for n in range(5):
+        run(blobs.write, f'derived/{ID}/{n}.webp', b'derived')
+    del proxy.methods[:]
+
+    run(blobs.remove_all, f'derived/{ID}')
+    run(blobs.stop)
+
+    assert moto_server.keys(s3_bucket) == []
+    assert proxy.methods == ['GET', 'GET', 'GET', 'POST', 'POST', 'POST']
+
+
+# Faults
+
+
+def test_refused_credentials_are_a_503_and_one_log_line(
+    config, moto_server, s3_bucket, proxy, png_image, caplog
+):
+    proxy.answers['*'] = s3_error(403, 'InvalidAccessKeyId')
+    client = app_client(config, proxied(proxy, s3_bucket))
+
+    for _ in range(3):
+        result = client.simulate_post('/images', body=png_image)
+        assert result.status_code == 503
+        assert result.headers['retry-after']
+        assert 'refused our credentials' in result.json['description']
+
+    # NOTE: The first refusal is the bucket's check at start-up: a HEAD,
+    #   whose answer has no body to say more than its status.
+    [record] = _storage_records(caplog)
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        f"Cannot use the S3 bucket '{s3_bucket}': the storage refused our "
+        'credentials (403). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or '
+        'AWS_PROFILE, to credentials it takes.'
+    )
+    assert 'asgilook-test-secret' not in caplog.text
+
+    # NOTE: Once they are taken again, a refusal is worth a line again.
+    proxy.answers.clear()
+    upload(client, png_image)
+    proxy.answers['*'] = s3_error(403, 'SignatureDoesNotMatch')
+    assert client.simulate_post('/images', body=png_image).status_code == 503
+    assert '(SignatureDoesNotMatch)' in _storage_records(caplog)[-1].getMessage()
+    assert len(_storage_records(caplog)) == 2
+
+
+def _storage_records(caplog):
+    return [r for r in caplog.records if r.name.startswith('asgilook.blobs')]
+
+
+def test_no_credentials_at_all(config, moto_server, s3_bucket, monkeypatch, caplog):
+    monkeypatch.delenv('AWS_ACCESS_KEY_ID')
+    monkeypatch.delenv('AWS_SECRET_ACCESS_KEY')
+    blobs = blobs_package.from_url(moto_server.url(s3_bucket), config, None)
+
+    with pytest.raises(errors.StorageUnavailable, match='no credentials for the'):
+        run(blobs.write, ID, b'original')
+    run(blobs.stop)
+    assert 'NoCredentialsError' in caplog.text
+
+
+def test_a_profile_that_is_not_there(config, moto_server, s3_bucket, monkeypatch):
+    monkeypatch.setenv('AWS_PROFILE', 'nowhere')
+    blobs = blobs_package.from_url(moto_server.url(s3_bucket), config, None)
+
+    with pytest.raises(errors.StorageUnavailable, match='ProfileNotFound'):
+        run(blobs.write, ID, b'original')
+    monkeypatch.delenv('AWS_PROFILE')
+    run(blobs.write, ID, b'original')
+    run(blobs.stop)
+
+
+def test_a_full_storage_is_a_507(config, s3_bucket, proxy, png_image):
+    proxy.answers['PUT'] = s3_error(507, 'XMinioStorageFull')
+    client = app_client(config, proxied(proxy, s3_bucket))
+
+    result = client.simulate_post('/images', body=png_image)
+    assert result.status_code == 507
+    assert 'the storage is full' in result.json['description']
+    assert client.simulate_get('/images').json == []
+
+
+def test_an_error_of_the_storage_is_a_503(config, s3_bucket, proxy, png_image):
+    client = app_client(config, proxied(proxy, s3_bucket))
+    created = upload(client, png_image)
+    proxy.answers['GET'] = s3_error(500, 'InternalError')
+
+    result = client.simulate_get(created['image'])
+    assert result.status_code == 503
+    assert result.headers['retry-after'] == '5'
+    assert 'the storage answered InternalError' in result.json['description']
+
+
+def test_a_slow_storage_is_a_503_in_bounded_time(config, s3_bucket, proxy, png_image):
+    client = app_client(config, proxied(proxy, s3_bucket, timeout=0.5))
+    created = upload(client, png_image)
+    proxy.delay = 3.0
+
+    assert client.simulate_post('/images', body=png_image).status_code == 503
+    started = time.monotonic()
+    read = client.simulate_get(created['image'])
+    assert time.monotonic() - started < 2.0
+    assert read.status_code == 503
+    assert 'did not answer in time' in read.json['description']
+
+    proxy.delay = 0.0
+    assert client.simulate_get(created['image']).status_code == 200
+    upload(client, png_image)
+
+
+def test_a_hung_storage_is_a_503_then_recovers(config, aws_environment, png_image):
+    moto = MotoServer().start()
+    try:
+        moto.create_bucket('hangs')
+        client = app_client(config, moto.url('hangs', timeout=0.5))
+        created = upload(client, png_image)
+
+        moto.pause()
+        started = time.monotonic()
+        result = client.simulate_get(created['image'])
+        assert result.status_code == 503
+        assert time.monotonic() - started < 2.0
+        moto.resume()
+
+        assert client.simulate_get(created['image']).status_code == 200
+    finally:
+        moto.stop()
+
+
+def test_a_storage_that_stops_is_a_503_then_recovers(
+    config, aws_environment, png_image
+):
+    moto = MotoServer().start()
+    try:
+        moto.create_bucket('stops')
+        client = app_client(config, moto.url('stops', timeout=2))
+        created = upload(client, png_image)
+
+        moto.stop()
+        for result in (
+            client.simulate_get(created['image']),
+            client.simulate_post('/images', body=png_image),
+            client.simulate_delete(created['image']),
+        ):
+            assert result.status_code == 503, result.text
+            assert result.headers['retry-after'] == '5'
+        assert client.simulate_get('/readyz').json['checks']['storage']['state'] == (
+            'down'
+        )
+        # NOTE: The delete changed nothing.
+        listed = client.simulate_get('/images').json
+        assert [image['id'] for image in listed] == [created['id']]
+
+        # NOTE: moto keeps nothing over a restart: the storage comes back empty.
+        moto = MotoServer(moto.port).start()
+        moto.create_bucket('stops')
+        again = upload(client, png_image)
+        assert client.simulate_get(again['image']).status_code == 200
+    finally:
+        moto.stop()
+
+
+def test_a_delete_that_the_storage_refuses_in_part(config, s3_bucket, proxy):
+    blobs = blobs_package.from_url(proxied(proxy, s3_bucket), config, None)
+    run(blobs.write, f'derived/{ID}/a.webp', b'derived')
+    proxy.answers['POST'] = (
+        200,
+        {'Content-Type': 'application/xml'},
+        b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult><Error>'
+        b'<Key>a.webp</Key><Code>AccessDenied</Code><Message>no</Message>'
+        b'</Error></DeleteResult>',
+    )
+
+    with pytest.raises(errors.StorageUnavailable, match=r'\(AccessDenied\)'):
+        run(blobs.remove_all, f'derived/{ID}')
+    run(blobs.stop)
+
+
+def test_removing_changes_nothing_when_the_storage_is_away(
+    config, moto_server, s3_bucket, proxy
+):
+    blobs = blobs_package.from_url(proxied(proxy, s3_bucket), config, None)
+    run(blobs.write, ID, b'original')
+    proxy.answers['HEAD'] = s3_error(503, 'SlowDown')
+    ran = []
+
+    async def remove():
+        async with blobs.removing(ID, lambda: None):
+            ran.append(True)
+
+    with pytest.raises(errors.StorageUnavailable):
+        run(remove)
+    run(blobs.stop)
+    assert ran == []
+    assert moto_server.keys(s3_bucket) == [f'images/{ID}']
+
+
+def test_the_sweep_says_what_it_took(config, moto_server, s3_bucket, caplog):
+    config.database_url = f'sqlite:///{config.storage_path}/index.db'
+    moto_server.client().put_object(
+        Bucket=s3_bucket, Key=f'derived/{ID}/a.webp', Body=b''
+    )
+    client = app_client(config, moto_server.url(s3_bucket))
+
+    assert json.loads(client.simulate_get('/images').text) == []
+    assert moto_server.keys(s3_bucket) == []
+    assert 'Removed 0 unfinished and 1 orphaned files' in caplog.text

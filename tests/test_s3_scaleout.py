@@ -1,0 +1,104 @@
+"""Real processes over S3: two hosts that share a bucket and nothing on disk."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from . import corpus
+from .helpers import stored_files
+from .servers import free_port
+from .servers import Service
+
+
+@pytest.fixture
+def services():
+    started = []
+
+    def start(storage, **environ):
+        started.append(Service(storage, **environ).start())
+        return started[-1]
+
+    yield start
+    for service in started:
+        if service.process.poll() is None:
+            service.stop()
+
+
+def test_two_hosts_share_postgresql_redis_and_a_bucket(
+    services, tmp_path, postgres, real_redis, moto_server, s3_bucket
+):
+    environ = {
+        'ASGI_LOOK_DATABASE_URL': postgres.url,
+        'ASGI_LOOK_REDIS_URL': real_redis.url,
+        'ASGI_LOOK_BLOBS_URL': moto_server.url(s3_bucket, 'images'),
+    }
+    a = services(tmp_path / 'a', **environ)
+    b = services(tmp_path / 'b', **environ)
+
+    body = corpus.encode(corpus.pattern((320, 200)), 'PNG')
+    status, _, text = a.request('POST', '/images', body=body)
+    assert status == 201, text
+    created = json.loads(text)
+    image_id = created['id']
+    thumbnails = [
+        thumbnail.replace('.jpeg', f'.{ext}')
+        for thumbnail in created['thumbnails']
+        for ext in ('jpeg', 'webp', 'avif')
+    ]
+
+    status, headers, original = b.request('GET', created['image'])
+    assert (status, headers['content-type']) == (200, 'image/jpeg')
+    assert original == a.request('GET', created['image'])[2]
+    for thumbnail in thumbnails:
+        status, headers, _ = b.request('GET', thumbnail)
+        assert status == 200, thumbnail
+        assert headers['content-type'] == f'image/{thumbnail.rpartition(".")[2]}'
+    listed = json.loads(b.request('GET', '/images')[2])
+    assert [image['id'] for image in listed] == [image_id]
+    assert len(
+        [key for key in moto_server.keys(s3_bucket) if image_id in key]
+    ) == 1 + len(thumbnails)
+
+    assert b.request('DELETE', created['image'])[0] == 204
+    for url in [created['image'], *thumbnails]:
+        assert a.request('GET', url)[0] == 404, url
+    assert json.loads(a.request('GET', '/images')[2]) == []
+    assert moto_server.keys(s3_bucket) == []
+    # NOTE: Nothing was ever kept on either host's disk.
+    assert stored_files(tmp_path / 'a') == stored_files(tmp_path / 'b') == []
+    for service in (a, b):
+        service.stop()
+        assert 'Traceback' not in service.output
+        assert 'Unclosed' not in service.output
+
+
+def test_a_missing_bucket_stops_the_service(tmp_path, moto_server, aws_environment):
+    environ = {
+        'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+        'ASGI_LOOK_BLOBS_URL': moto_server.url('nowhere-to-be-found'),
+        'ASGI_LOOK_REDIS_URL': 'none',
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'uvicorn',
+            'asgilook.asgi:app',
+            '--port',
+            str(free_port()),
+        ],
+        env=dict(os.environ, PYTHONPATH=str(Service.ROOT), **environ),
+        cwd=Service.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 3
+    assert (
+        "ASGI_LOOK_BLOBS_URL names the bucket 'nowhere-to-be-found', which does not "
+        'exist' in result.stderr
+    )
