@@ -8,6 +8,7 @@ from .failopen import FailOpenRedis
 from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
+from .openapi import OpenAPI
 from .store import Store
 from .store import StoreLifespan
 
@@ -39,5 +40,6 @@ def create_app(config=None):
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.{ext}', thumbnails
     )
+    app.add_route('/openapi.json', OpenAPI())
 
     return app
