@@ -5,7 +5,7 @@ what the service promises, and the tests hold the service to it.
 """
 
 import hashlib
-import importlib.resources
+import pathlib
 
 import falcon
 import falcon.asgi
@@ -13,7 +13,10 @@ import falcon.asgi
 from . import conditional
 from . import encoding
 
-DOCUMENT = importlib.resources.files(__package__) / 'openapi.json'
+# NOTE: Beside this very file, not importlib.resources.files('asgilook'):
+#   run from a directory holding a folder named asgilook (such as the
+#   default storage directory's parent, /tmp), that would find the folder.
+DOCUMENT = pathlib.Path(__file__).with_name('openapi.json')
 
 
 class OpenAPI:
@@ -27,7 +30,9 @@ class OpenAPI:
         self._etag = f'"{hashlib.sha256(self._plain).hexdigest()[:32]}"'
         self._gzipped, self._gzip = encoding.encode(self._plain, encoding.GZIP)
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response):
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
         data, coding = self._plain, None
         if self._gzip and encoding.negotiate(req.get_header('Accept-Encoding')):
             data, coding = self._gzipped, self._gzip

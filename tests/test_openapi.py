@@ -4,6 +4,8 @@ import gzip
 import io
 import json
 import re
+import subprocess
+import sys
 import uuid
 
 import falcon
@@ -127,6 +129,25 @@ def test_head_sends_the_headers_only(client):
     assert resp.status_code == 200
     assert resp.content == b''
     assert resp.headers['Content-Length'] == str(len(openapi.DOCUMENT.read_bytes()))
+
+
+def test_served_when_started_beside_a_folder_named_asgilook(tmp_path):
+    # NOTE: As from /tmp, which holds the default storage directory: there,
+    #   an editable install's asgilook is a namespace package of that folder.
+    (tmp_path / 'asgilook').mkdir()
+    script = (
+        'import falcon.asgi, falcon.testing, asgilook.openapi; '
+        'app = falcon.asgi.App(); '
+        "app.add_route('/openapi.json', asgilook.openapi.OpenAPI()); "
+        "print(falcon.testing.TestClient(app).simulate_get('/openapi.json').text)"
+    )
+    served = subprocess.run(
+        [sys.executable, '-c', script],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert json.loads(served) == DOCUMENT
 
 
 def test_a_small_document_is_never_gzipped():
