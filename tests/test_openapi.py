@@ -4,6 +4,7 @@ import gzip
 import io
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -16,11 +17,18 @@ import openapi_spec_validator
 import PIL.Image
 import pytest
 import schemathesis
+from schemathesis.checks import not_a_server_error
 import schemathesis.config
 
+from asgilook import backends
+from asgilook import blobs
+from asgilook import errors
 from asgilook import imaging
 from asgilook import openapi
 from asgilook.app import create_app
+
+from .fakes import FailingBackend
+from .fakes import FailingBlobs
 
 DOCUMENT = json.loads(openapi.DOCUMENT.read_bytes())
 PARAMETERS = DOCUMENT['components']['parameters']
@@ -160,23 +168,37 @@ def test_a_small_document_is_never_gzipped():
     assert 'Content-Encoding' not in resp.headers
 
 
-@pytest.fixture
-def seeded_app(config):
+EXAMPLES = {
+    name: PARAMETERS[key]['example']
+    for name, key in [
+        ('image_id', 'ImageId'),
+        ('width', 'Width'),
+        ('height', 'Height'),
+        ('ext', 'Ext'),
+    ]
+}
+
+
+def _seeded_app(config):
     """The app, with one image under the id and size the document's examples
     name, so that generated requests find something."""
-    example_id = uuid.UUID(PARAMETERS['ImageId']['example'])
-    ids = iter([example_id])
+    ids = iter([uuid.UUID(EXAMPLES['image_id'])])
     config.uuid_generator = lambda: next(ids, None) or uuid.uuid4()
     app = create_app(config)
 
-    size = (PARAMETERS['Width']['example'] * 2, PARAMETERS['Height']['example'] * 2)
+    size = (EXAMPLES['width'] * 2, EXAMPLES['height'] * 2)
     data = io.BytesIO()
     PIL.Image.radial_gradient('L').convert('RGB').resize(size).save(data, 'PNG')
     created = falcon.testing.TestClient(app).simulate_post(
         '/images', body=data.getvalue()
     )
-    assert created.json['id'] == str(example_id)
+    assert created.json['id'] == EXAMPLES['image_id']
     return app
+
+
+@pytest.fixture
+def seeded_app(config):
+    return _seeded_app(config)
 
 
 @SCHEMA.parametrize()
@@ -192,11 +214,11 @@ def test_the_app_keeps_to_the_document(case, seeded_app):
 def test_what_random_requests_seldom_reach_keeps_to_the_document(seeded_app, png_image):
     """Replays, forms, a page with a next link, a 416, full-size WebP (and
     AVIF), checked against the document as the generated requests are."""
-    image_id = PARAMETERS['ImageId']['example']
+    image_id = EXAMPLES['image_id']
     full_size = {
         'image_id': image_id,
-        'width': 2 * PARAMETERS['Width']['example'],
-        'height': 2 * PARAMETERS['Height']['example'],
+        'width': 2 * EXAMPLES['width'],
+        'height': 2 * EXAMPLES['height'],
     }
     formats = [ext for ext in imaging.THUMBNAIL_FORMATS if ext != 'jpeg']
     upload = SCHEMA['/images']['POST']
@@ -237,3 +259,63 @@ def test_what_random_requests_seldom_reach_keeps_to_the_document(seeded_app, png
     assert [resp.headers['content-type'] for resp in derived] == [
         [imaging.MEDIA_TYPES[ext]] for ext in formats
     ]
+
+
+_INDEX_AWAY = sqlite3.OperationalError('database is locked (fake)')
+
+
+@pytest.mark.parametrize(
+    ('collaborator', 'method', 'error', 'operation', 'status'),
+    [
+        ('backend', 'version', _INDEX_AWAY, 'GET /images', 503),
+        ('backend', 'get', _INDEX_AWAY, 'HEAD /images/{image_id}.jpeg', 503),
+        ('backend', 'get', _INDEX_AWAY, 'DELETE /images/{image_id}.jpeg', 503),
+        ('backend', 'add', _INDEX_AWAY, 'POST /images', 503),
+        ('blobs', 'write', errors.StorageFull('full (fake)'), 'POST /images', 507),
+        (
+            'blobs',
+            'write',
+            errors.StorageUnavailable('read-only (fake)'),
+            'POST /images',
+            503,
+        ),
+        (
+            'blobs',
+            'size',
+            errors.FileMissing('gone (fake)'),
+            'GET /images/{image_id}.jpeg',
+            404,
+        ),
+        (
+            'blobs',
+            'read',
+            errors.StorageUnavailable('I/O error (fake)'),
+            'GET /thumbnails/{image_id}/{width}x{height}.{ext}',
+            503,
+        ),
+    ],
+)
+def test_failures_keep_to_the_document(
+    config, png_image, collaborator, method, error, operation, status
+):
+    """What random requests never meet: an index or a storage that fails."""
+    made = {}
+    config.backend_from_url = lambda url: made.setdefault(
+        'backend', FailingBackend(backends.from_url(url))
+    )
+    config.blobs_from_url = lambda *args: made.setdefault(
+        'blobs', FailingBlobs(blobs.from_url(*args))
+    )
+    app = _seeded_app(config)
+    made[collaborator].fail(method, error)
+
+    verb, path = operation.split(' ')
+    case = SCHEMA[path][verb].Case(
+        path_parameters={
+            name: EXAMPLES[name] for name in re.findall(r'\{(\w+)\}', path)
+        },
+        **({'body': png_image, 'media_type': 'image/png'} if verb == 'POST' else {}),
+    )
+    # NOTE: A 5xx is the point here; everything else is checked as usual.
+    resp = case.call_and_validate(app=app, excluded_checks=[not_a_server_error])
+    assert resp.status_code == status
