@@ -1,14 +1,18 @@
 import falcon.asgi
 
+from . import auth
 from . import backends
 from . import errors
 from .cache import RedisCache
 from .config import Config
 from .failopen import FailOpenRedis
+from .health import Health
+from .health import Readiness
 from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
 from .openapi import OpenAPI
+from .startup import StartupReport
 from .store import Store
 from .store import StoreLifespan
 
@@ -25,11 +29,16 @@ def create_app(config=None):
     )
     redis = FailOpenRedis(config)
     cache = RedisCache(config, redis)
-    images = Images(config, store)
+    access = auth.Access(config.api_tokens, config.anonymous_uploads)
+    images = Images(config, store, access)
     thumbnails = Thumbnails(store)
 
     app = falcon.asgi.App(
-        middleware=[StoreLifespan(store, config.sweep_interval), cache]
+        middleware=[
+            StoreLifespan(store, config.sweep_interval),
+            cache,
+            StartupReport(config, redis),
+        ]
     )
     app.router_options.converters['uuid'] = CanonicalUUID
     app.set_error_serializer(errors.serialize)
@@ -40,6 +49,8 @@ def create_app(config=None):
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.{ext}', thumbnails
     )
+    app.add_route('/healthz', Health())
+    app.add_route('/readyz', Readiness(config, store, redis))
     app.add_route('/openapi.json', OpenAPI())
 
     return app

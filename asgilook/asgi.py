@@ -1,4 +1,17 @@
+import sys
+
 from .app import create_app
 from .config import Config
 
-app = create_app(Config.for_service())
+# NOTE: uvicorn's exit status for an app that cannot start: its supervisor
+#   then stops, rather than starting the same failing worker again and again.
+STARTUP_FAILURE = 3
+
+try:
+    config = Config.for_service()
+except ValueError as ex:
+    # NOTE: One line that names the setting, not a traceback; and no start.
+    print(f'asgilook: {ex}', file=sys.stderr)
+    sys.exit(STARTUP_FAILURE)
+
+app = create_app(config)

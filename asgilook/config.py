@@ -38,6 +38,8 @@ class Config:
     DEFAULT_MAX_UPLOADS = 16
     DEFAULT_SWEEP_INTERVAL = 600.0
     DEFAULT_READ_WHOLE_BYTES = 8 * 2**20
+    DEFAULT_READINESS_TIMEOUT = 2.0
+    MIN_TOKEN_LENGTH = 16
 
     # NOTE: Factories for the collaborators create_app builds; tests and
     #   embedders replace them (as the tutorial does redis_from_url).
@@ -53,16 +55,20 @@ class Config:
         # NOTE: Tests pass their own mapping so they never touch os.environ.
         env = _Environment(os.environ if environ is None else environ)
 
-        self.storage_path = pathlib.Path(
-            env.get('ASGI_LOOK_STORAGE_PATH', self.DEFAULT_CONFIG_PATH)
+        self.storage_path = env.directory(
+            'ASGI_LOOK_STORAGE_PATH', self.DEFAULT_CONFIG_PATH
         )
-        self.storage_path.mkdir(parents=True, exist_ok=True)
 
         self.redis_from_url = Config.DEFAULT_REDIS_FROM_URL
         self.min_thumb_size = env.integer(
             'ASGI_LOOK_MIN_THUMB_SIZE', self.DEFAULT_MIN_THUMB_SIZE
         )
-        self.redis_host = env.get('ASGI_LOOK_REDIS_URL', self.DEFAULT_REDIS_HOST)
+        self.redis_host = env.redis_url('ASGI_LOOK_REDIS_URL', self.DEFAULT_REDIS_HOST)
+        # NOTE: ASGI_LOOK_REDIS_URL=none: no cache at all, on purpose (and
+        #   nothing to report as down).
+        self.redis_enabled = self.redis_host is not None
+        if self.redis_host is None:
+            self.redis_host = self.DEFAULT_REDIS_HOST
         self.redis_retry_interval = env.seconds(
             'ASGI_LOOK_REDIS_RETRY_INTERVAL', self.DEFAULT_REDIS_RETRY_INTERVAL
         )
@@ -118,12 +124,19 @@ class Config:
         #   streamed in chunks of a MiB.
         self.read_whole_bytes = self.DEFAULT_READ_WHOLE_BYTES
 
+        # NOTE: Bearer tokens for uploads and deletes; none: open to all.
+        self.api_tokens = env.tokens('ASGI_LOOK_API_TOKENS')
+        self.anonymous_uploads = env.boolean('ASGI_LOOK_ANONYMOUS_UPLOADS', False)
+        # NOTE: How long each readiness check may take.
+        self.readiness_timeout = env.seconds(
+            'ASGI_LOOK_READINESS_TIMEOUT', self.DEFAULT_READINESS_TIMEOUT
+        )
+
         self.backend_from_url = Config.DEFAULT_BACKEND_FROM_URL
         # NOTE: None keeps images in the storage directory.
         self.blobs_url = None
         self.blobs_from_url = Config.DEFAULT_BLOBS_FROM_URL
         self.workers_factory = Config.DEFAULT_WORKERS_FACTORY
-
 
     @classmethod
     def for_service(cls, environ=None) -> 'Config':
@@ -141,14 +154,82 @@ class Config:
         return config
 
 
+_BOOLEANS = {
+    **dict.fromkeys(('1', 'true', 'yes', 'on'), True),
+    **dict.fromkeys(('0', 'false', 'no', 'off'), False),
+}
+
+
+def masked(url: str) -> str:
+    """A URL with its password (if any) replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = urllib.parse.quote(parts.username or '', safe='')
+    host = parts.netloc.rpartition('@')[2]
+    return parts._replace(netloc=f'{user}:***@{host}').geturl()
+
+
+def _is_header_word(text):
+    return text.isascii() and text.isprintable() and ' ' not in text
+
+
 class _Environment:
     """Typed reads of the environment that fail loudly at startup."""
 
     def __init__(self, environ):
         self._environ = environ
 
-    def get(self, name, default):
-        return self._environ.get(name, default)
+    def directory(self, name, default):
+        raw = self._environ.get(name, default)
+        path = pathlib.Path(raw)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as ex:
+            raise ValueError(
+                f'{name} must be a directory this service can create and write to, '
+                f'got {raw!r} ({ex.strerror})'
+            ) from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(
+                f'{name} must be a directory this service can write to, got {raw!r} '
+                '(not writable)'
+            )
+        return path
+
+    def redis_url(self, name, default):
+        raw = self._environ.get(name, default)
+        if raw.strip().lower() == 'none':
+            return None
+        scheme = raw.partition('://')[0].lower()
+        if '://' not in raw or scheme not in ('redis', 'rediss', 'unix'):
+            raise ValueError(
+                f'{name} must be redis://host:port/db, rediss://… (TLS), '
+                f'unix:///path/to/socket, or none (no cache), got {masked(raw)!r}'
+            )
+        return raw
+
+    def tokens(self, name):
+        raw = self._environ.get(name, '')
+        tokens = tuple(token.strip() for token in raw.split(',') if token.strip())
+        for token in tokens:
+            if len(token) < Config.MIN_TOKEN_LENGTH or not _is_header_word(token):
+                # NOTE: The value is a secret: named by its length only.
+                raise ValueError(
+                    f'{name} must be a comma-separated list of tokens of at least '
+                    f'{Config.MIN_TOKEN_LENGTH} characters each (printable ASCII, no '
+                    f'spaces), got one of {len(token)} characters'
+                )
+        return tokens
+
+    def boolean(self, name, default):
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        value = _BOOLEANS.get(raw.strip().lower())
+        if value is None:
+            raise ValueError(f'{name} must be true or false (1 or 0), got {raw!r}')
+        return value
 
     def integer(self, name, default, low=1, high=None):
         raw = self._environ.get(name)
@@ -182,7 +263,15 @@ class _Environment:
     def database_url(self, name):
         url = self._environ.get(name) or None
         if url is not None:
-            backends.from_url(url)
+            try:
+                backends.from_url(url)
+            except ValueError as ex:
+                reason = str(ex).replace(repr(url), 'it')
+                raise ValueError(
+                    f'{name} must be sqlite:///absolute/path.db, '
+                    'postgresql://user:password@host/database or memory://, got '
+                    f'{masked(url)!r} ({reason})'
+                ) from None
         return url
 
     def colour(self, name, default):

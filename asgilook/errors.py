@@ -15,6 +15,8 @@ Exception tree::
     │   ├── ImageTooSlow         422 (stopped at the deadline)
     │   └── IdempotencyKeyReused 422
     ├── InvalidCursor            400 (a listing's cursor we did not hand out)
+    ├── Unauthorized             401 (a write without a token, where one is needed)
+    ├── Forbidden                403 (a token that may not do this)
     ├── FileMissing              404
     ├── StorageFull              507
     ├── StorageUnavailable       503 with Retry-After
@@ -94,6 +96,17 @@ class IdempotencyKeyReused(UploadError):
 class InvalidCursor(AsgilookError):
     status = falcon.HTTP_400
     title = 'Invalid cursor'
+
+
+class Unauthorized(AsgilookError):
+    status = falcon.HTTP_401
+    title = 'Token needed'
+    headers = {'WWW-Authenticate': 'Bearer realm="asgilook"'}
+
+
+class Forbidden(AsgilookError):
+    status = falcon.HTTP_403
+    title = 'Not allowed'
 
 
 class FileMissing(AsgilookError):

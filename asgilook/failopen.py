@@ -42,6 +42,9 @@ class FailOpenRedis:
         self._config = config
         self._client = config.redis_from_url(config.redis_host)
         self._clock = clock
+        # NOTE: Set up without Redis on purpose (ASGI_LOOK_REDIS_URL=none):
+        #   every call is Unavailable, and nothing is down.
+        self.absent = not config.redis_enabled
 
         self._failures = 0
         self.retry_at = 0.0
@@ -51,7 +54,7 @@ class FailOpenRedis:
         """Run one command (a method name of the client); :class:`Unavailable`
         when Redis is down, or was down a moment ago."""
         started = self._clock()
-        if self._failures and started < self.retry_at:
+        if self.absent or (self._failures and started < self.retry_at):
             raise Unavailable
 
         try:

@@ -41,6 +41,8 @@ class Image:
         self.record = Record(image_id=image_id, width=width, height=height, **fields)
         # NOTE: True where an Idempotency-Key brought back an earlier upload.
         self.replayed = False
+        # NOTE: Known only to the upload that made it (see auth.py).
+        self.delete_token = None
 
     @classmethod
     def from_record(cls, config: Any, record: Record) -> 'Image':
@@ -48,6 +50,7 @@ class Image:
         image._config = config
         image.record = record
         image.replayed = False
+        image.delete_token = None
         return image
 
     def __getattr__(self, name: str) -> Any:

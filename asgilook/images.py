@@ -5,6 +5,7 @@ import urllib.parse
 import falcon
 import falcon.routing
 
+from . import auth
 from . import conditional
 from . import encoding
 from . import imaging
@@ -52,9 +53,12 @@ class CanonicalUUID(falcon.routing.UUIDConverter):
 
 
 class Images:
-    def __init__(self, config, store):
+    def __init__(self, config, store, access=None):
         self._config = config
         self._store = store
+        self._access = access or auth.Access(
+            config.api_tokens, config.anonymous_uploads
+        )
         # NOTE: Uploads beyond the places wait (their bodies unread, held
         #   back by the server's flow control) rather than being refused.
         self._uploads = Gate(config.max_uploads, 'uploads', config.queue_timeout)
@@ -114,11 +118,19 @@ class Images:
         await self._describe(req, resp, image_id)
 
     async def on_delete_image(self, req, resp, image_id):
+        token = self._access.authorize_delete(req)
+        if token is not None:
+            image = await self._store.find(str(image_id))
+            if image is None:
+                raise falcon.HTTPNotFound(description=_NO_IMAGE)
+            self._access.owns(token, image.record)
         if not await self._store.delete(str(image_id)):
             raise falcon.HTTPNotFound(description=_NO_IMAGE)
         resp.status = falcon.HTTP_204
 
     async def on_post(self, req, resp):
+        # NOTE: Before a byte of the body is read.
+        self._access.authorize_upload(req)
         # NOTE: A place is taken before the body is read, so that a crowd of
         #   uploads is turned away before it fills the memory; slow bodies
         #   hold these places only, never the image workers' (see Store.save).
@@ -133,7 +145,10 @@ class Images:
             image = await self._store.save(image_id, data, _idempotency_key(req))
 
         resp.location = image.uri
-        _send_json(req, resp, image.serialize())
+        document = image.serialize()
+        if image.delete_token is not None:
+            document['delete_token'] = image.delete_token
+        _send_json(req, resp, document)
         resp.status = falcon.HTTP_201
         if image.replayed:
             resp.set_header('Idempotent-Replayed', 'true')

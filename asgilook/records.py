@@ -30,6 +30,9 @@ class Record(Description):
 
     image_id: str
     modified: datetime.datetime
+    # NOTE: A SHA-256 of the image's own delete token (see auth.py); the
+    #   token itself is shown once, to the uploader, and never kept.
+    delete_hash: str | None = None
 
     @property
     def size(self) -> tuple[int, int]:

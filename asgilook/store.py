@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import logging
 
+from . import auth
 from . import backends
 from . import errors
 from . import imaging
@@ -132,14 +133,17 @@ class Store:
                 imaging.convert_to_jpeg, data, policy
             )
 
+        delete_token, delete_hash = auth.new_delete_token()
         image = Image.from_record(
             self._config,
             Record(
                 image_id=image_id,
                 modified=datetime.datetime.now(datetime.UTC),
+                delete_hash=delete_hash,
                 **vars(converted.description),
             ),
         )
+        image.delete_token = delete_token
         await self.blobs.write(image_id, converted.data)
         idempotency = (idempotency_key, fingerprint) if idempotency_key else None
         try:

@@ -40,3 +40,12 @@ def assert_quadrants(image, expected, tolerance=12):
     from the top left."""
     for found, wanted in zip(corpus.quadrant_colours(image), expected, strict=True):
         assert_close(found, wanted, tolerance)
+
+
+def as_listed(created):
+    """An upload's JSON as the listing shows it: without its delete token,
+    which only the upload's own answer carries."""
+    listed = dict(created)
+    token = listed.pop('delete_token')
+    assert isinstance(token, str) and len(token) >= 32
+    return listed

@@ -122,12 +122,81 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_MAX_UPLOADS', '0'),
         ('ASGI_LOOK_DATABASE_URL', 'mysql://localhost/images'),
         ('ASGI_LOOK_DATABASE_URL', 'sqlite://relative.db'),
+        ('ASGI_LOOK_DATABASE_URL', 'sqlite:////abs.db?timeout=never'),
+        ('ASGI_LOOK_REDIS_URL', 'localhost:6379'),
+        ('ASGI_LOOK_REDIS_URL', 'http://cache.example'),
+        ('ASGI_LOOK_REDIS_URL', ''),
+        ('ASGI_LOOK_API_TOKENS', 'too-short'),
+        ('ASGI_LOOK_API_TOKENS', 'long-enough-token-1,short'),
+        ('ASGI_LOOK_API_TOKENS', 'a token with spaces in it'),
+        ('ASGI_LOOK_API_TOKENS', 'ein-schlüssel-mit-umlaut'),
+        ('ASGI_LOOK_ANONYMOUS_UPLOADS', 'maybe'),
+        ('ASGI_LOOK_READINESS_TIMEOUT', '0'),
     ],
 )
-def test_bad_numbers_fail_at_startup(tmp_path, name, value):
+def test_bad_values_fail_at_startup(tmp_path, name, value):
     environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), name: value}
-    with pytest.raises(ValueError, match=f'{name} must be |database URL|sqlite:///'):
+    with pytest.raises(ValueError, match=f'^{name} must be ') as raised:
         Config(environ=environ)
+    assert '\n' not in str(raised.value)
+
+
+def test_a_secret_is_never_in_the_message(tmp_path):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path)}
+    bad = [
+        ('ASGI_LOOK_API_TOKENS', 'hunter2-secret'),
+        ('ASGI_LOOK_DATABASE_URL', 'mysql://admin:hunter2-secret@db/images'),
+        ('ASGI_LOOK_REDIS_URL', 'http://:hunter2-secret@cache'),
+    ]
+    for name, value in bad:
+        with pytest.raises(ValueError) as raised:
+            Config(environ={**environ, name: value})
+        assert 'hunter2-secret' not in str(raised.value)
+        assert name in str(raised.value)
+
+
+def test_a_storage_path_that_cannot_be_made(tmp_path):
+    (tmp_path / 'a-file').write_text('in the way')
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path / 'a-file' / 'images')}
+
+    with pytest.raises(ValueError, match='^ASGI_LOOK_STORAGE_PATH must be a dir'):
+        Config(environ=environ)
+
+
+def test_access_settings(tmp_path):
+    config = Config(
+        {
+            'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+            'ASGI_LOOK_API_TOKENS': ' first-token-0123456789 ,, second-token-abcdefgh,',
+            'ASGI_LOOK_ANONYMOUS_UPLOADS': 'Yes',
+            'ASGI_LOOK_READINESS_TIMEOUT': '0.5',
+        }
+    )
+    assert config.api_tokens == ('first-token-0123456789', 'second-token-abcdefgh')
+    assert config.anonymous_uploads is True
+    assert config.readiness_timeout == 0.5
+
+    config = Config({'ASGI_LOOK_STORAGE_PATH': str(tmp_path)})
+    assert config.api_tokens == ()
+    assert config.anonymous_uploads is False
+    assert config.readiness_timeout == 2
+
+
+@pytest.mark.parametrize(
+    'url, enabled',
+    [
+        ('none', False),
+        ('None', False),
+        ('rediss://:secret@cache.example:6380/1', True),
+        ('unix:///run/redis.sock', True),
+    ],
+)
+def test_redis_urls(tmp_path, url, enabled):
+    config = Config(
+        {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_REDIS_URL': url}
+    )
+    assert config.redis_enabled is enabled
+    assert config.redis_host == (url if enabled else 'redis://localhost')
 
 
 def test_database_url(tmp_path):

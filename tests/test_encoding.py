@@ -7,6 +7,7 @@ import pytest
 
 from asgilook import encoding
 
+from .helpers import as_listed
 from .helpers import FIRST_ID
 
 GZIP = {'Accept-Encoding': 'gzip, deflate, br'}
@@ -47,7 +48,10 @@ def test_small_bodies_are_not_worth_it():
 
 
 def _upload(client, png_image, count):
-    return [client.simulate_post('/images', body=png_image).json for _ in range(count)]
+    return [
+        as_listed(client.simulate_post('/images', body=png_image).json)
+        for _ in range(count)
+    ]
 
 
 def test_listings_are_gzipped_when_accepted(any_client, png_image):

@@ -16,6 +16,7 @@ from asgilook import blobs as blobs_package
 from asgilook import errors
 from asgilook import imaging
 from asgilook.app import create_app
+from asgilook.config import Config
 from asgilook.store import Store
 from asgilook.workers import Gate
 from asgilook.workers import ImageWorkers
@@ -23,6 +24,7 @@ from asgilook.workers import ImageWorkers
 from . import corpus
 from .fakes import FailingBackend
 from .fakes import FailingBlobs
+from .helpers import as_listed
 from .helpers import decode
 from .helpers import stored_files
 
@@ -219,7 +221,7 @@ def test_a_gate_without_a_wait_refuses_at_once():
 
 @pytest.mark.parametrize('broken', ['missing', 'unreadable'])
 def test_listed_image_whose_file_is_gone(client, storage_path, png_image, broken):
-    created = client.simulate_post('/images', body=png_image).json
+    created = as_listed(client.simulate_post('/images', body=png_image).json)
     path = storage_path / created['id']
     path.unlink()
     if broken == 'unreadable':
@@ -287,7 +289,7 @@ def test_renders_that_may_not_wait_get_503(config, renders, png_image):
 
 
 def test_delete_on_read_only_storage_changes_nothing(client, small_disk, png_image):
-    created = client.simulate_post('/images', body=png_image).json
+    created = as_listed(client.simulate_post('/images', body=png_image).json)
     subprocess.run(['mount', '-o', 'remount,ro', str(small_disk)], check=True)
 
     resp = client.simulate_delete(created['image'])
@@ -321,7 +323,7 @@ def test_failed_record_delete_puts_the_file_back(config, storage_path, png_image
 
 
 def test_deleting_an_image_whose_file_is_gone(client, storage_path, png_image):
-    created = client.simulate_post('/images', body=png_image).json
+    created = as_listed(client.simulate_post('/images', body=png_image).json)
     (storage_path / created['id']).unlink()
 
     assert client.simulate_delete(created['image']).status_code == 204
@@ -331,13 +333,38 @@ def test_deleting_an_image_whose_file_is_gone(client, storage_path, png_image):
 def test_derived_images_are_served_when_they_cannot_be_kept(
     client, small_disk, png_image, caplog
 ):
-    created = client.simulate_post('/images', body=png_image).json
+    created = as_listed(client.simulate_post('/images', body=png_image).json)
     subprocess.run(['mount', '-o', 'remount,ro', str(small_disk)], check=True)
 
     resp = client.simulate_get(created['thumbnails'][0])
     assert resp.status_code == 200
     assert decode(resp.content).size == (320, 180)
     assert 'Could not keep derived/' in caplog.text
+
+
+def test_a_read_only_storage_path_stops_the_service_at_start_up(tmp_path):
+    path = tmp_path / 'read-only'
+    _mount_tmpfs(path, 'size=64k,ro')
+    try:
+        with pytest.raises(ValueError) as raised:
+            Config({'ASGI_LOOK_STORAGE_PATH': str(path)})
+    finally:
+        subprocess.run(['umount', str(path)], check=True)
+    assert str(raised.value) == (
+        f'ASGI_LOOK_STORAGE_PATH must be a directory this service can write to, '
+        f"got '{path}' (not writable)"
+    )
+
+
+def test_read_only_storage_is_not_ready(client, small_disk):
+    assert client.simulate_get('/readyz').json['status'] == 'ready'
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_disk)], check=True)
+
+    resp = client.simulate_get('/readyz')
+    assert resp.status_code == 503
+    assert resp.json['checks']['storage']['state'] == 'down'
+    assert 'Read-only file system' in resp.json['checks']['storage']['detail']
+    assert resp.json['checks']['index']['state'] == 'up'
 
 
 def _client_over_failing_blobs(config):
@@ -364,7 +391,7 @@ def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image
     assert client.simulate_get('/images').json == []
 
     blobs.heal()
-    created = client.simulate_post('/images', body=png_image).json
+    created = as_listed(client.simulate_post('/images', body=png_image).json)
     blobs.fail('read', errors.StorageUnavailable('The store is away (fake).'))
     resp = client.simulate_get(created['thumbnails'][0])
     assert resp.status_code == 503
@@ -378,7 +405,7 @@ def test_a_file_that_goes_between_two_looks_is_404(
 ):
     config.read_whole_bytes = whole
     client, blobs = _client_over_failing_blobs(config)
-    created = client.simulate_post('/images', body=png_image).json
+    created = as_listed(client.simulate_post('/images', body=png_image).json)
 
     async def vanish():
         # NOTE: Another host deletes the image after its size was read.

@@ -15,6 +15,7 @@ from asgilook import imaging
 from asgilook.app import create_app
 
 from . import corpus
+from .helpers import as_listed
 from .helpers import assert_close
 from .helpers import decode
 from .helpers import FIRST_ID
@@ -279,7 +280,7 @@ def test_delete_unknown_image(client):
 
 def test_delete_leaves_other_images_alone(client, png_image):
     first = client.simulate_post('/images', body=png_image).json
-    second = client.simulate_post('/images', body=png_image).json
+    second = as_listed(client.simulate_post('/images', body=png_image).json)
     client.simulate_delete(first['image'])
 
     assert client.simulate_get('/images').json == [second]

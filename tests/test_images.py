@@ -8,6 +8,7 @@ import pytest
 from asgilook.store import Image
 from asgilook.store import Store
 
+from .helpers import as_listed
 from .helpers import assert_quadrants
 from .helpers import decode
 from .helpers import FIRST_ID
@@ -79,6 +80,8 @@ def test_upload_response_is_the_tutorials_json(client, png_image):
         'srcset': resp.json['srcset'],
         'color': resp.json['color'],
         'placeholder': resp.json['placeholder'],
+        # NOTE: Not the tutorial's: lets the uploader delete the image.
+        'delete_token': resp.json['delete_token'],
     }
     modified = email.utils.parsedate_to_datetime(resp.json['modified'])
     assert resp.json['modified'].endswith(' GMT')
@@ -86,7 +89,10 @@ def test_upload_response_is_the_tutorials_json(client, png_image):
 
 
 def test_listing_matches_upload_and_is_sorted_by_modified(client, png_image):
-    uploaded = [client.simulate_post('/images', body=png_image).json for _ in range(3)]
+    uploaded = [
+        as_listed(client.simulate_post('/images', body=png_image).json)
+        for _ in range(3)
+    ]
 
     listing = client.simulate_get('/images').json
     assert listing == uploaded

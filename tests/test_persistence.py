@@ -22,6 +22,7 @@ from asgilook.store import StoreLifespan
 
 from . import corpus
 from .fakes import FailingBackend
+from .helpers import as_listed
 from .helpers import decode
 from .helpers import FIRST_ID
 from .helpers import stored_files
@@ -43,7 +44,9 @@ def _png(number):
 
 
 def test_the_tutorial_walk_on_every_backend(client, storage_path):
-    created = [client.simulate_post('/images', body=_png(n)).json for n in range(3)]
+    created = [
+        as_listed(client.simulate_post('/images', body=_png(n)).json) for n in range(3)
+    ]
 
     assert client.simulate_get('/images').json == created
     for image in created:
@@ -62,7 +65,9 @@ def test_the_tutorial_walk_on_every_backend(client, storage_path):
 @pytest.mark.parametrize('database_url', ['sqlite', 'postgresql'], indirect=True)
 def test_a_new_app_sees_what_the_old_one_stored(store_config, storage_path):
     old = falcon.testing.TestClient(create_app(store_config))
-    created = [old.simulate_post('/images', body=_png(n)).json for n in range(3)]
+    created = [
+        as_listed(old.simulate_post('/images', body=_png(n)).json) for n in range(3)
+    ]
     old.simulate_delete(created[0]['image'])
 
     new = falcon.testing.TestClient(create_app(store_config))
@@ -82,7 +87,8 @@ def test_idempotent_retries(client, storage_path):
     retry = client.simulate_post('/images', body=body, headers=headers)
 
     assert (first.status_code, retry.status_code) == (201, 201)
-    assert retry.json == first.json
+    # NOTE: Only a hash of the delete token is kept: a replay cannot show it.
+    assert retry.json == as_listed(first.json)
     assert retry.headers['Location'] == first.headers['Location']
     assert retry.headers['Idempotent-Replayed'] == 'true'
     assert 'Idempotent-Replayed' not in first.headers
@@ -128,7 +134,9 @@ def test_concurrent_retries_store_one_image(store_config, storage_path):
 
 
 def test_pages(client):
-    created = [client.simulate_post('/images', body=_png(n)).json for n in range(7)]
+    created = [
+        as_listed(client.simulate_post('/images', body=_png(n)).json) for n in range(7)
+    ]
 
     pages, path = [], '/images?limit=3'
     while path:
@@ -509,7 +517,7 @@ def test_reads_never_wait_for_a_write_that_waits(store_config):
         async with falcon.testing.ASGIConductor(app) as conductor:
             body = corpus.encode(corpus.pattern((256, 192)), 'PNG')
             doomed, kept = [
-                (await conductor.simulate_post('/images', body=body)).json
+                as_listed((await conductor.simulate_post('/images', body=body)).json)
                 for _ in range(2)
             ]
             other = sqlite3.connect(_sqlite_path(store_config), isolation_level=None)

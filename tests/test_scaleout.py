@@ -11,6 +11,7 @@ import pytest
 from asgilook import imaging
 
 from . import corpus
+from .helpers import as_listed
 from .helpers import decode
 from .helpers import stored_files
 from .servers import Service
@@ -50,7 +51,7 @@ def _upload(service, body, **headers):
 def test_restart_keeps_every_image(services, tmp_path, shared_index):
     storage = tmp_path / 'images'
     first = services(storage, **shared_index)
-    created = [_upload(first, _body(n)) for n in range(3)]
+    created = [as_listed(_upload(first, _body(n))) for n in range(3)]
     originals = {
         image['id']: first.request('GET', image['image'])[2] for image in created
     }
@@ -109,7 +110,7 @@ def test_kill_9_during_an_upload_burst(services, tmp_path, shared_index):
     }
     # NOTE: Every 201 survived, exactly as it was answered.
     for image in answered:
-        assert listed[image['id']] == image
+        assert listed[image['id']] == as_listed(image)
     # NOTE: Whatever is listed is whole: the bytes a clean upload stores.
     expected = {imaging.convert_to_jpeg(body).data for body in bodies.values()}
     for image in listed.values():
@@ -126,7 +127,7 @@ def test_two_workers_agree(services, tmp_path, database):
     if database == 'sqlite':
         environ['ASGI_LOOK_DATABASE_URL'] = f'sqlite:///{tmp_path}/asgilook.db'
     service = services(tmp_path / 'images', '--workers', '2', **environ)
-    created = _upload(service, _body(1))
+    created = as_listed(_upload(service, _body(1)))
 
     # NOTE: Each request on a new connection: the two workers take turns.
     for _ in range(20):
@@ -149,7 +150,7 @@ def test_two_hosts_share_postgresql_storage_and_redis(
     a = services(storage, **environ)
     b = services(storage, **environ)
 
-    created = _upload(a, _body(1))
+    created = as_listed(_upload(a, _body(1)))
     thumbnail = created['thumbnails'][0]
     assert (
         b.request('GET', created['image'])[2] == a.request('GET', created['image'])[2]
@@ -169,5 +170,5 @@ def test_two_hosts_share_postgresql_storage_and_redis(
     assert json.loads(a.request('GET', '/images')[2]) == []
     assert stored_files(storage) == []
 
-    again = _upload(b, _body(2), **{'Idempotency-Key': 'retry-me'})
+    again = as_listed(_upload(b, _body(2), **{'Idempotency-Key': 'retry-me'}))
     assert _upload(a, _body(2), **{'Idempotency-Key': 'retry-me'}) == again

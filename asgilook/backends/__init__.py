@@ -42,6 +42,10 @@ MIGRATIONS = [
     """
     ALTER TABLE state ADD COLUMN changes BIGINT NOT NULL DEFAULT 0;
     """,
+    # NOTE: Images stored before delete tokens existed have none.
+    """
+    ALTER TABLE images ADD COLUMN delete_hash TEXT;
+    """,
 ]
 
 

@@ -1,0 +1,141 @@
+"""Probes: /healthz says the process is alive, /readyz what it can do now."""
+
+import asyncio
+import time
+
+import falcon.testing
+import pytest
+
+from asgilook import backends
+from asgilook import blobs as blobs_package
+from asgilook.app import create_app
+from asgilook.config import Config
+
+from .fakes import FailingBackend
+from .fakes import FailingBlobs
+from .fakes import FlakyRedis
+from .helpers import stored_files
+
+
+def _client_with(config, backend=None, blobs=None):
+    if backend is not None:
+        config.backend_from_url = lambda url: backend
+    if blobs is not None:
+        config.blobs_from_url = lambda url, config, workers: blobs
+    return falcon.testing.TestClient(create_app(config))
+
+
+@pytest.mark.parametrize('method', ['GET', 'HEAD'])
+def test_healthz_answers_without_touching_anything(config, method):
+    backend = FailingBackend(backends.from_url(None))
+    client = _client_with(config, backend)
+    backend.fail('version', ConnectionResetError('the database went away (fake)'))
+
+    resp = client.simulate_request(method, '/healthz')
+    assert resp.status_code == 200
+    assert resp.headers['Cache-Control'] == 'no-store'
+    assert resp.headers['Content-Type'] == 'application/json'
+    assert resp.headers.get('X-ASGILook-Cache', 'Bypass') == 'Bypass'
+    if method == 'GET':
+        assert resp.json == {'status': 'ok'}
+
+
+def test_ready_with_everything_up(any_client, storage_path):
+    for _ in range(2):
+        resp = any_client.simulate_get('/readyz')
+
+        assert resp.status_code == 200
+        assert resp.headers['Cache-Control'] == 'no-store'
+        assert resp.headers.get('X-ASGILook-Cache', 'Bypass') == 'Bypass'
+        assert resp.json['status'] == 'ready'
+        checks = resp.json['checks']
+        assert {name: check['state'] for name, check in checks.items()} == {
+            'index': 'up',
+            'storage': 'up',
+            'redis': 'up',
+        }
+        assert all(0 <= check['seconds'] < 2 for check in checks.values())
+    # NOTE: The storage probe wrote a file, and took it away again.
+    assert stored_files(storage_path) == []
+
+
+def test_redis_down_is_ready_but_degraded(config):
+    flaky = FlakyRedis()
+    config.redis_from_url = lambda url: flaky
+    client = falcon.testing.TestClient(create_app(config))
+    flaky.down = True
+
+    resp = client.simulate_get('/readyz')
+    assert resp.status_code == 200
+    assert resp.json['status'] == 'degraded'
+    assert resp.json['checks']['redis']['state'] == 'down'
+    assert 'uncached' in resp.json['checks']['redis']['detail']
+
+
+def test_no_redis_on_purpose_is_ready(storage_path, png_image):
+    config = Config(
+        {'ASGI_LOOK_STORAGE_PATH': str(storage_path), 'ASGI_LOOK_REDIS_URL': 'none'}
+    )
+    client = falcon.testing.TestClient(create_app(config))
+
+    resp = client.simulate_get('/readyz')
+    assert resp.status_code == 200
+    assert resp.json['status'] == 'ready'
+    assert resp.json['checks']['redis']['state'] == 'absent'
+    # NOTE: And everything works, uncached.
+    created = client.simulate_post('/images', body=png_image)
+    assert created.status_code == 201
+    listing = client.simulate_get('/images')
+    assert listing.headers['X-ASGILook-Cache'] == 'Bypass'
+
+
+def test_an_index_that_fails_is_503(config):
+    backend = FailingBackend(backends.from_url(None))
+    client = _client_with(config, backend)
+    backend.fail('version', ConnectionResetError('the database went away (fake)'))
+
+    resp = client.simulate_get('/readyz')
+    assert resp.status_code == 503
+    assert resp.headers['Content-Type'] == 'application/json'
+    assert resp.json['status'] == 'unavailable'
+    index = resp.json['checks']['index']
+    assert index['state'] == 'down'
+    assert index['detail'] == 'ConnectionResetError: the database went away (fake)'
+    assert resp.json['checks']['storage']['state'] == 'up'
+
+
+def test_an_index_that_hangs_is_503_in_bounded_time(config):
+    backend = FailingBackend(backends.from_url(None))
+    config.readiness_timeout = 0.2
+    client = _client_with(config, backend)
+    backend.after('version', lambda: asyncio.sleep(30))
+
+    started = time.monotonic()
+    resp = client.simulate_get('/readyz')
+    # NOTE: Not a speed test: a guard against a probe that hangs.
+    assert time.monotonic() - started < 10
+    assert resp.status_code == 503
+    assert resp.json['checks']['index'] == {
+        'state': 'down',
+        'detail': 'no answer within 0.2 s',
+        'seconds': resp.json['checks']['index']['seconds'],
+    }
+
+
+def test_storage_that_cannot_be_written_is_503(config):
+    made = []
+
+    def failing_blobs(url, config, workers):
+        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
+        return made[-1]
+
+    config.blobs_from_url = failing_blobs
+    client = falcon.testing.TestClient(create_app(config))
+    made[0].fail('write', blobs_package.write_error(OSError(30, 'Read-only')))
+
+    resp = client.simulate_get('/readyz')
+    assert resp.status_code == 503
+    assert resp.json['status'] == 'unavailable'
+    storage = resp.json['checks']['storage']
+    assert storage['state'] == 'down'
+    assert 'Read-only file system' in storage['detail']
