@@ -268,6 +268,7 @@ _INDEX_AWAY = sqlite3.OperationalError('database is locked (fake)')
     ('collaborator', 'method', 'error', 'operation', 'status'),
     [
         ('backend', 'version', _INDEX_AWAY, 'GET /images', 503),
+        ('backend', 'version', _INDEX_AWAY, 'GET /readyz', 503),
         ('backend', 'get', _INDEX_AWAY, 'HEAD /images/{image_id}.jpeg', 503),
         ('backend', 'get', _INDEX_AWAY, 'DELETE /images/{image_id}.jpeg', 503),
         ('backend', 'add', _INDEX_AWAY, 'POST /images', 503),
