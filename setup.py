@@ -10,6 +10,9 @@ description = 'Image sharing and thumbnails: the Falcon ASGI tutorial, grown up.
 requirements = [
     'aiofiles>=23.1',
     'falcon>=4.0',
+    # NOTE: The asgilook command's HTTP client (asgilook upload): asyncio,
+    #   connection limits, timeouts, and MockTransport for its tests.
+    'httpx>=0.28',
     'msgpack>=1.0',
     # NOTE: Worker processes with a per-job timeout: threads cannot be
     #   stopped, and a hostile image can keep a decoder busy for minutes.
@@ -19,6 +22,12 @@ requirements = [
     # NOTE: redis.asyncio is the maintained successor of aioredis, which no
     #   longer imports on Python 3.11+; aclose() needs redis 5.
     'redis>=5.0.1',
+    # NOTE: The progress bar of asgilook upload (count, bytes, rate, time
+    #   left), with failures printed above it; HTTPie uses it too.
+    'rich>=13.0',
+    # NOTE: asgilook serve runs the service under it; the [standard] extras
+    #   (uvloop, httptools) stay a choice, in the dev and test extras.
+    'uvicorn>=0.30',
 ]
 
 extras_require = {
@@ -80,4 +89,9 @@ setup(
     python_requires='>=3.11',
     install_requires=requirements,
     extras_require=extras_require,
+    entry_points={
+        'console_scripts': [
+            'asgilook = asgilook.cli:main',
+        ],
+    },
 )

@@ -1,10 +1,13 @@
-"""Hand-written fakes for collaborators the app gets through Config."""
+"""Hand-written fakes for collaborators the app gets through Config, and for
+the service the asgilook command talks to."""
 
 import asyncio
 import functools
 import time
+import uuid
 
 import fakeredis
+import httpx
 import redis.exceptions
 
 from asgilook import errors
@@ -151,3 +154,57 @@ class CountingWorkers(ImageWorkers):
 def _slowly(delay, func, *args):
     time.sleep(delay)
     return func(*args)
+
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+class FakeImageService:
+    """``POST /images`` as the service answers it, for ``httpx.MockTransport``.
+
+    Bodies that start like a PNG are stored, once per ``Idempotency-Key`` (a
+    retry gets the first answer again); anything else is a 415 problem. Each
+    entry of ``script`` answers one request first, in order: an
+    ``httpx.Response`` is sent, an exception raised, and ``'lost'`` stores the
+    upload then breaks the connection, as if the answer were lost on its way.
+    """
+
+    def __init__(self, *script):
+        self.script = list(script)
+        self.requests = []
+        self.images = {}
+
+    def __call__(self, request):
+        self.requests.append(request)
+        if self.script:
+            step = self.script.pop(0)
+            if isinstance(step, httpx.Response):
+                return step
+            if step == 'lost':
+                self._answer(request)
+                raise httpx.ReadError('Connection reset by peer')
+            raise step
+        return self._answer(request)
+
+    def _answer(self, request):
+        key = request.headers.get('Idempotency-Key')
+        if key in self.images:
+            return self._created(self.images[key], replayed=True)
+        if not request.content.startswith(PNG_SIGNATURE):
+            return httpx.Response(
+                415,
+                json={
+                    'title': 'Unsupported image format',
+                    'description': 'The upload is not an image.',
+                },
+                headers={'Content-Type': 'application/problem+json'},
+            )
+        image_id = str(uuid.uuid4())
+        self.images[key] = {'id': image_id, 'image': f'/images/{image_id}.jpeg'}
+        return self._created(self.images[key])
+
+    def _created(self, image, replayed=False):
+        headers = {'Location': image['image']}
+        if replayed:
+            headers['Idempotent-Replayed'] = 'true'
+        return httpx.Response(201, json=image, headers=headers)

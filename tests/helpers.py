@@ -1,6 +1,7 @@
 """Small helpers the tests share."""
 
 import io
+import os
 
 import PIL.Image
 
@@ -49,3 +50,23 @@ def as_listed(created):
     token = listed.pop('delete_token')
     assert isinstance(token, str) and len(token) >= 32
     return listed
+
+
+def deep_folder(top):
+    """Folders nested past the longest path the system takes (PATH_MAX).
+
+    NOTE: Root may list any folder whatever its permissions; a path too long
+    to open is what fails for everyone.
+    """
+    top.mkdir()
+    name = 'd' * 200
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir(name, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    return os.path.join(str(top), *[name] * 25)

@@ -1,0 +1,63 @@
+"""``asgilook serve``: ``uvicorn asgilook.asgi:app``, with uvicorn's options."""
+
+import argparse
+from collections.abc import Iterator
+from collections.abc import MutableMapping
+import contextlib
+import os
+import shutil
+import tempfile
+
+import click
+import uvicorn
+
+APP = 'asgilook.asgi:app'
+LOG_LEVELS = ('critical', 'error', 'warning', 'info', 'debug', 'trace')
+# NOTE: Where prometheus_client's multiprocess mode keeps each worker's
+#   metrics; it must be set, and the same, in every worker.
+METRICS_DIR = 'PROMETHEUS_MULTIPROC_DIR'
+
+
+def serve(options: argparse.Namespace, extra: list[str]) -> int:
+    """Run uvicorn until it stops; ``extra`` options are handed to it as is."""
+    args = [APP, '--host', options.host, '--port', str(options.port)]
+    args += ['--workers', str(options.workers)]
+    if options.reload:
+        args.append('--reload')
+    if options.log_level:
+        args += ['--log-level', options.log_level]
+    with metrics_dir(options.workers):
+        return _run_uvicorn([*args, *extra])
+
+
+def _run_uvicorn(args):
+    try:
+        # NOTE: uvicorn's main returns None once the server has stopped.
+        return (
+            uvicorn.main.main(
+                args=args, prog_name='asgilook serve', standalone_mode=False
+            )
+            or 0
+        )
+    except click.ClickException as ex:
+        # NOTE: An option uvicorn does not know: a usage error, as ours.
+        ex.show()
+        return ex.exit_code
+
+
+@contextlib.contextmanager
+def metrics_dir(
+    workers: int, environ: MutableMapping[str, str] = os.environ
+) -> Iterator[str | None]:
+    """With several workers and no ``PROMETHEUS_MULTIPROC_DIR``, set it
+    to a fresh temporary directory for the block, and remove that after."""
+    if workers < 2 or METRICS_DIR in environ:
+        yield environ.get(METRICS_DIR)
+        return
+    path = tempfile.mkdtemp(prefix='asgilook-metrics-')
+    environ[METRICS_DIR] = path
+    try:
+        yield path
+    finally:
+        del environ[METRICS_DIR]
+        shutil.rmtree(path, ignore_errors=True)
