@@ -60,8 +60,13 @@ extras_require = {
         'hypothesis>=6.100',
         # NOTE: moto's standalone server is the S3 the tests talk HTTP to.
         'moto[server]>=5.0',
+        # NOTE: Checks openapi.json against the OpenAPI 3.1 schema itself.
+        'openapi-spec-validator>=0.7',
         'pytest>=8',
         'pytest-cov>=5',
+        # NOTE: Throws requests generated from openapi.json at the app and
+        #   checks every answer against it; 4.x has the from_asgi loaders.
+        'schemathesis>=4.0',
         'uvicorn[standard]>=0.30',
     ],
     'lint': [
@@ -89,6 +94,8 @@ setup(
     ],
     keywords='falcon asgi async cache redis uvicorn thumbnails',
     packages=find_packages(exclude=['tests', 'tests.*']),
+    # NOTE: The OpenAPI document is served from the installed package.
+    package_data={'asgilook': ['openapi.json']},
     # NOTE: Pillow 13 (which the JPEG decoder fix needs) requires Python 3.11.
     python_requires='>=3.11',
     install_requires=requirements,

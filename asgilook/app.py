@@ -12,6 +12,7 @@ from .health import Readiness
 from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
+from .openapi import OpenAPI
 from .startup import StartupReport
 from .store import Store
 from .store import StoreLifespan
@@ -53,5 +54,6 @@ def create_app(config=None):
     )
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Readiness(config, store, redis))
+    app.add_route('/openapi.json', OpenAPI())
 
     return app
