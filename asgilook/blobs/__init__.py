@@ -22,6 +22,7 @@ from typing import Any
 from typing import Protocol
 
 from .. import errors
+from . import s3url
 
 # NOTE: Where derived images are kept, one prefix per image.
 DERIVED = 'derived'
@@ -98,11 +99,9 @@ def from_url(url: str | None, config: Any, workers: Any) -> Blobs:
     return S3Blobs(location)
 
 
-def check_url(url: str) -> Any:
-    """What an ``s3://`` URL names (an :class:`~asgilook.blobs.s3url.S3Location`);
-    ValueError when it is malformed, or when its client is not installed."""
-    from . import s3url
-
+def check_url(url: str) -> s3url.S3Location:
+    """What an ``s3://`` URL names; ValueError when it is malformed, or when
+    its client is not installed."""
     if not url.startswith('s3://'):
         raise ValueError(
             f'Unsupported storage URL {url!r}: use s3://bucket/prefix, or leave it '
