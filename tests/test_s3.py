@@ -78,6 +78,7 @@ def test_the_url_is_read_from_the_environment(tmp_path):
         ('s3://Images_2', 'bucket name'),
         ('s3://images?colour=red', "unknown parameter 'colour'"),
         ('s3://images?endpoint=minio:9000', 'endpoint must be'),
+        ('s3://images?endpoint=http://minio:port', 'endpoint must be'),
         ('s3://images?endpoint=http://me:hunter2-secret@minio', 'credentials do'),
         ('s3://images?create=maybe', 'create must be true or false'),
         ('s3://images?timeout=0', 'timeout must be'),

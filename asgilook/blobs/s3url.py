@@ -73,7 +73,11 @@ def _endpoint(raw: str | None) -> str | None:
     if raw is None:
         return None
     parts = urllib.parse.urlsplit(raw)
-    if parts.scheme not in ('http', 'https') or not parts.hostname:
+    try:
+        parts.port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ('http', 'https') or not parts.hostname:
         raise ValueError('endpoint must be http://host:port or https://host')
     if parts.username is not None:
         raise ValueError('credentials do not belong in the endpoint')
