@@ -72,12 +72,13 @@ def parse(url: str) -> S3Location:
 def _endpoint(raw: str | None) -> str | None:
     if raw is None:
         return None
-    parts = urllib.parse.urlsplit(raw)
     try:
-        parts.port
+        parts = urllib.parse.urlsplit(raw)
+        # NOTE: Reading the port checks it: one that is no number raises.
+        valid = parts.scheme in ('http', 'https') and parts.hostname and parts.port != 0
     except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ('http', 'https') or not parts.hostname:
+        valid = False
+    if not valid:
         raise ValueError('endpoint must be http://host:port or https://host')
     if parts.username is not None:
         raise ValueError('credentials do not belong in the endpoint')
