@@ -49,6 +49,9 @@ extras_require = {
         'fakeredis>=2.20',
         'httpie',
         'hypothesis>=6.100',
+        # NOTE: Drives Debian's chromium (executable_path) in the gallery's
+        #   browser tests; its own browser downloads are never used.
+        'playwright>=1.40',
         'pytest>=8',
         'pytest-cov>=5',
         'uvicorn[standard]>=0.30',
@@ -78,6 +81,8 @@ setup(
     ],
     keywords='falcon asgi async cache redis uvicorn thumbnails',
     packages=find_packages(exclude=['tests', 'tests.*']),
+    # NOTE: The gallery's page, script and styles, served as they are.
+    package_data={'asgilook': ['static/*']},
     # NOTE: Pillow 13 (which the JPEG decoder fix needs) requires Python 3.11.
     python_requires='>=3.11',
     install_requires=requirements,

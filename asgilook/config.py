@@ -181,7 +181,8 @@ def masked(url: str) -> str:
 
 def _is_web_origin(parts):
     try:
-        parts.port
+        # NOTE: Reading the port is what checks it (a number, 0 to 65535).
+        _ = parts.port
     except ValueError:
         return False
     return (
