@@ -50,6 +50,9 @@ class FlakyRedis:
     async def exists(self, *keys):
         return await self._run('exists', *keys)
 
+    async def publish(self, channel, message):
+        return await self._run('publish', channel, message)
+
     async def aclose(self):
         self.commands.append('aclose')
         if self.down:
@@ -57,16 +60,16 @@ class FlakyRedis:
 
 
 class FlakyPubSubRedis(FlakyRedis):
-    """FlakyRedis with PUBLISH and SUBSCRIBE (for the event relay), which fail
-    while it is down and hang while it hangs; ``unheard`` makes a PUBLISH
-    reach nobody."""
+    """FlakyRedis with SUBSCRIBE (for the event relay), which fails while it
+    is down and hangs while it hangs; ``unheard`` makes a PUBLISH reach
+    nobody."""
 
     unheard = False
 
     async def publish(self, channel, message):
         if self.unheard:
             return 0
-        return await self._run('publish', channel, message)
+        return await super().publish(channel, message)
 
     def pubsub(self):
         return _FlakyPubSub(self)

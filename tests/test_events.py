@@ -7,11 +7,16 @@ import logging
 
 import fakeredis
 import falcon
+import falcon.asgi
 import falcon.testing
 import pytest
 
 from asgilook.app import create_app
 from asgilook.events import EventHub
+from asgilook.failopen import FailOpenRedis
+from asgilook.images import Images
+from asgilook.store import Store
+from asgilook.store import StoreLifespan
 
 from .fakes import FlakyPubSubRedis
 from .helpers import as_listed
@@ -195,8 +200,6 @@ def test_a_closed_stream_frees_its_client(config):
 
 
 def _absent_redis(config):
-    from asgilook.failopen import FailOpenRedis
-
     config.redis_enabled = False
     return FailOpenRedis(config)
 
@@ -365,8 +368,6 @@ def test_a_publish_nobody_hears_is_delivered_here(config, flaky_pubsub):
 
 
 def _failopen(config):
-    from asgilook.failopen import FailOpenRedis
-
     return FailOpenRedis(config)
 
 
@@ -494,3 +495,13 @@ def test_two_workers_stream_every_upload(services, tmp_path, real_redis, png_ima
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_images_without_a_hub_tell_nobody(config, png_image):
+    """As an embedder's app that wires Images itself, without events."""
+    store = Store(config)
+    app = falcon.asgi.App(middleware=[StoreLifespan(store, config.sweep_interval)])
+    app.add_route('/images', Images(config, store))
+    client = falcon.testing.TestClient(app)
+    assert client.simulate_post('/images', body=png_image).status_code == 201
+    assert len(client.simulate_get('/images').json) == 1
