@@ -15,6 +15,7 @@ from .health import Readiness
 from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
+from .openapi import OpenAPI
 from .pages import Gallery
 from .pages import Home
 from .startup import StartupReport
@@ -63,6 +64,7 @@ def create_app(config=None):
     )
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Readiness(config, store, redis))
+    app.add_route('/openapi.json', OpenAPI())
     app.add_route('/events', Events(hub))
     app.add_route('/', Home(config))
     app.add_route('/gallery', gallery)

@@ -5,6 +5,12 @@ never waits for the database: one connection writes, another reads, so that
 a write waiting for another process's lock never holds up a read. WAL mode
 lets readers and one writer in several processes work at once;
 ``synchronous=FULL`` makes a commit durable.
+
+What the cache validates its hits with (a record, the listing's version) is
+remembered between commits: a third connection, used on the event loop,
+reads ``PRAGMA data_version`` (a few microseconds, no disk access), which
+changes whenever any other connection of any process commits. While it does
+not, a remembered answer is still the database's answer.
 """
 
 import asyncio
@@ -29,6 +35,8 @@ class SQLiteBackend:
     # NOTE: How long to wait for another process's write to finish; a URL
     #   may say otherwise (sqlite:///path.db?timeout=5).
     BUSY_TIMEOUT = 30.0
+    # NOTE: How many answers are remembered between two commits, at most.
+    MEMO_SIZE = 4096
 
     def __init__(self, path: str, timeout: float = BUSY_TIMEOUT) -> None:
         self._path = path
@@ -37,6 +45,9 @@ class SQLiteBackend:
         self._reader = _Lane('asgilook-sqlite-read')
         # NOTE: Writes whose caller was cancelled go on in their thread.
         self._abandoned: set[asyncio.Future] = set()
+        self._watch: sqlite3.Connection | None = None
+        self._memo: dict = {}
+        self._memo_version: int | None = None
 
     @classmethod
     def from_url(cls, url: str) -> 'SQLiteBackend':
@@ -63,10 +74,24 @@ class SQLiteBackend:
         # NOTE: The writer first: it makes or migrates the schema.
         await self._writer.open(self._connect, True)
         await self._reader.open(self._connect, False)
+        if self._watch is None:
+            self._watch = await self._reader.run(self._connect_watch)
 
     async def close(self) -> None:
         await self._writer.close()
         await self._reader.close()
+        if self._watch is not None:
+            watch, self._watch = self._watch, None
+            self._memo, self._memo_version = {}, None
+            await self._reader.run(watch.close)
+
+    def _connect_watch(self) -> sqlite3.Connection:
+        # NOTE: Never waits for a lock: the event loop runs its statements.
+        connection = sqlite3.connect(
+            self._path, timeout=0, isolation_level=None, check_same_thread=False
+        )
+        connection.execute('PRAGMA query_only = ON')
+        return connection
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -117,7 +142,7 @@ class SQLiteBackend:
         return await self._read(_recall, key)
 
     async def get(self, image_id):
-        return await self._read(_get, image_id)
+        return await self._remembered(image_id, _get, image_id)
 
     async def known(self, image_ids):
         return await self._read(_known, image_ids)
@@ -129,7 +154,34 @@ class SQLiteBackend:
         return await self._read(_page, limit, after)
 
     async def version(self):
-        return await self._read(_version)
+        return await self._remembered(None, _version)
+
+    async def _remembered(self, key, func, *args):
+        """A read, answered from memory while no commit has happened since."""
+        await self.open()
+        data_version = None if self._abandoned else self._data_version()
+        if data_version is not None and data_version == self._memo_version:
+            if key in self._memo:
+                return self._memo[key]
+        elif data_version is not None:
+            self._memo, self._memo_version = {}, data_version
+        value = await self._read(func, *args)
+        # NOTE: Kept only if no commit was seen meanwhile; one that was not
+        #   seen yet changes the data version, and the next read forgets it.
+        if (
+            data_version is not None
+            and data_version == self._memo_version
+            and len(self._memo) < self.MEMO_SIZE
+        ):
+            self._memo[key] = value
+        return value
+
+    def _data_version(self):
+        try:
+            return self._watch.execute('PRAGMA data_version').fetchone()[0]
+        except sqlite3.Error:
+            # NOTE: Busy (a recovery, a checkpoint): ask the reader instead.
+            return None
 
 
 class _Lane:
@@ -143,17 +195,17 @@ class _Lane:
 
     async def open(self, connect, *args):
         if self._connection is None:
-            self._connection = await self._run(connect, *args)
+            self._connection = await self.run(connect, *args)
 
     async def close(self):
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            await self._run(connection.close)
+            await self.run(connection.close)
 
     async def call(self, func, *args):
-        return await self._run(func, self._connection, *args)
+        return await self.run(func, self._connection, *args)
 
-    async def _run(self, func, *args):
+    async def run(self, func, *args):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
 
