@@ -8,10 +8,8 @@ from .config import Config
 STARTUP_FAILURE = 3
 
 try:
-    config = Config.for_service()
+    app = create_app(Config.for_service())
 except ValueError as ex:
     # NOTE: One line that names the setting, not a traceback; and no start.
     print(f'asgilook: {ex}', file=sys.stderr)
     sys.exit(STARTUP_FAILURE)
-
-app = create_app(config)

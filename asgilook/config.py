@@ -1,6 +1,7 @@
 import math
 import os
 import pathlib
+import re
 import urllib.parse
 import uuid
 
@@ -91,8 +92,11 @@ class Config:
             'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, high=95
         )
         self.background = env.colour('ASGI_LOOK_BACKGROUND', self.DEFAULT_BACKGROUND)
+        # NOTE: Each worker is a process, all started at once: bounded.
         self.image_workers = env.integer(
-            'ASGI_LOOK_IMAGE_WORKERS', self.DEFAULT_IMAGE_WORKERS
+            'ASGI_LOOK_IMAGE_WORKERS',
+            self.DEFAULT_IMAGE_WORKERS,
+            high=max(64, 2 * self.DEFAULT_IMAGE_WORKERS),
         )
         self.image_queue = env.integer(
             'ASGI_LOOK_IMAGE_QUEUE', self.DEFAULT_IMAGE_QUEUE, low=0
@@ -160,14 +164,48 @@ _BOOLEANS = {
 }
 
 
+# NOTE: Query parameters that may hold a secret (asyncpg reads ?password=).
+_SECRET_PARAMETER = re.compile(r'pass|pwd|secret|token|key|sig|auth|cred', re.I)
+
+
 def masked(url: str) -> str:
-    """A URL with its password (if any) replaced by ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = urllib.parse.quote(parts.username or '', safe='')
-    host = parts.netloc.rpartition('@')[2]
-    return parts._replace(netloc=f'{user}:***@{host}').geturl()
+    """A URL fit for a log line: its password and secret-looking query
+    parameters replaced by ``***``; a value that does not parse as a URL is
+    not shown at all, since it may hold a password anywhere."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _port(url)
+    except ValueError:
+        parts = None
+    if parts is None or '://' not in url or not parts.scheme:
+        return '(a value that does not parse as a URL, not shown)'
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = urllib.parse.quote(parts.username or '', safe='')
+        netloc = f'{user}:***@{netloc.rpartition("@")[2]}'
+    query = urllib.parse.urlencode(
+        [
+            (name, '***' if _SECRET_PARAMETER.search(name) else value)
+            for name, value in urllib.parse.parse_qsl(
+                parts.query, keep_blank_values=True
+            )
+        ],
+        safe='*/:',
+    )
+    # NOTE: Put together by hand: urlunsplit drops the empty host of
+    #   sqlite:////absolute/path.
+    return f'{parts.scheme}://{netloc}{parts.path}' + (f'?{query}' if query else '')
+
+
+def _unparsable(ex: Exception) -> str:
+    # NOTE: Not the parser's message: it quotes the part it choked on, which
+    #   may be a password.
+    return f'it does not parse: {type(ex).__name__}'
+
+
+def _port(url: str) -> int | None:
+    """The port of a URL; ValueError when it is not a port number."""
+    return urllib.parse.urlsplit(url).port
 
 
 def _is_header_word(text):
@@ -181,7 +219,8 @@ class _Environment:
         self._environ = environ
 
     def directory(self, name, default):
-        raw = self._environ.get(name, default)
+        # NOTE: Empty is unset: Path('') would be the working directory.
+        raw = self._environ.get(name) or default
         path = pathlib.Path(raw)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -202,10 +241,21 @@ class _Environment:
         if raw.strip().lower() == 'none':
             return None
         scheme = raw.partition('://')[0].lower()
+        reason = None
         if '://' not in raw or scheme not in ('redis', 'rediss', 'unix'):
+            reason = 'an unknown scheme'
+        else:
+            try:
+                _port(raw)
+                # NOTE: Parsed as the client will, without connecting.
+                redis.asyncio.ConnectionPool.from_url(raw)
+            except (ValueError, TypeError) as ex:
+                reason = _unparsable(ex)
+        if reason is not None:
             raise ValueError(
                 f'{name} must be redis://host:port/db, rediss://… (TLS), '
-                f'unix:///path/to/socket, or none (no cache), got {masked(raw)!r}'
+                f'unix:///path/to/socket, or none (no cache), got {masked(raw)!r} '
+                f'({reason})'
             )
         return raw
 
@@ -263,6 +313,13 @@ class _Environment:
     def database_url(self, name):
         url = self._environ.get(name) or None
         if url is not None:
+            try:
+                _port(url)
+            except ValueError as ex:
+                raise ValueError(
+                    f'{name} must be a URL with a numeric port, got {masked(url)!r} '
+                    f'({_unparsable(ex)})'
+                ) from None
             try:
                 backends.from_url(url)
             except ValueError as ex:

@@ -20,6 +20,9 @@ from .failopen import FailOpenRedis
 UP = 'up'
 DOWN = 'down'
 ABSENT = 'absent'
+# NOTE: A block's worth: an empty file takes no data block, and would be
+#   written on a full disk.
+PROBE = bytes(4096)
 
 
 class Health:
@@ -35,12 +38,15 @@ class Readiness:
         self._timeout = config.readiness_timeout
         self._store = store
         self._redis = redis
+        # NOTE: One check of each dependency at a time, whoever asks: a
+        #   dependency that hangs holds one check, not one per probe.
+        self._running: dict[str, asyncio.Task] = {}
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response):
         index, storage, redis = await asyncio.gather(
-            self._check(self._index),
-            self._check(self._storage),
-            self._check(self._cache),
+            self._check('index', self._index),
+            self._check('storage', self._storage),
+            self._check('redis', self._cache),
         )
         if DOWN in (index['state'], storage['state']):
             status = 'unavailable'
@@ -55,17 +61,22 @@ class Readiness:
 
     on_head = on_get
 
-    async def _check(self, probe: Callable[[], Awaitable[tuple[str, str]]]) -> dict:
+    async def _check(
+        self, name: str, probe: Callable[[], Awaitable[tuple[str, str]]]
+    ) -> dict:
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._timeout):
-                state, detail = await probe()
-        except TimeoutError:
+        task = self._running.get(name)
+        if task is None or task.done():
+            task = self._running[name] = asyncio.ensure_future(probe())
+            task.add_done_callback(_retrieve)
+        # NOTE: Waited for, not awaited: a check that is told to stop may
+        #   take its time (a driver waiting on a stopped server); we do not.
+        done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        if done:
+            state, detail = _outcome(task)
+        else:
+            task.cancel()
             state, detail = DOWN, f'no answer within {self._timeout:g} s'
-        # NOTE: Whatever a dependency raises is its state, not our failure.
-        except Exception as ex:
-            state = DOWN
-            detail = getattr(ex, 'description', None) or f'{type(ex).__name__}: {ex}'
         seconds = round(time.perf_counter() - started, 6)
         return {'state': state, 'detail': detail, 'seconds': seconds}
 
@@ -77,8 +88,9 @@ class Readiness:
         # NOTE: A real write, as an upload makes, and its removal. Named as
         #   an image is, so that the sweep takes it if the removal never comes.
         probe = str(uuid.uuid4())
-        await self._store.blobs.write(probe, b'')
-        await self._store.blobs.remove(probe)
+        await self._store.blobs.write(probe, PROBE)
+        # NOTE: Shielded: a check stopped at its timeout still removes it.
+        await asyncio.shield(self._store.blobs.remove(probe))
         return UP, 'a file was written and removed'
 
     async def _cache(self):
@@ -87,3 +99,20 @@ class Readiness:
         if await self._redis.ping():
             return UP, 'answered'
         return DOWN, 'not answering: serving uncached'
+
+
+def _outcome(task: asyncio.Task) -> tuple[str, str]:
+    """The state and detail a finished check found."""
+    try:
+        return task.result()
+    except asyncio.CancelledError:
+        return DOWN, 'stopped after an earlier check took too long'
+    # NOTE: Whatever a dependency raises is its state, not our failure.
+    except Exception as ex:
+        return DOWN, getattr(ex, 'description', None) or f'{type(ex).__name__}: {ex}'
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    # NOTE: A check nobody waited for to the end still has its error read.
+    if not task.cancelled():
+        task.exception()

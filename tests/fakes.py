@@ -61,13 +61,15 @@ class _Faulty:
 
     ``fail(name, error)`` makes the method ``name`` raise ``error``;
     ``after(name, hook)`` awaits ``hook()`` once the real method has answered,
-    as if another process acted right then.
+    as if another process acted right then; ``before(name, hook)`` awaits it
+    before the real method starts (a slow disk, a slow server).
     """
 
     def __init__(self, real):
         self.real = real
         self._failures = {}
         self._hooks = {}
+        self._before = {}
 
     def fail(self, name, error):
         self._failures[name] = error
@@ -78,16 +80,24 @@ class _Faulty:
     def after(self, name, hook):
         self._hooks[name] = hook
 
+    def before(self, name, hook):
+        self._before[name] = hook
+
     def __getattr__(self, name):
         method = getattr(self.real, name)
-        if name not in self._failures and name not in self._hooks:
+        if not any(
+            name in kind for kind in (self._failures, self._hooks, self._before)
+        ):
             return method
 
         async def faulty(*args, **kwargs):
             if name in self._failures:
                 raise self._failures[name]
+            if name in self._before:
+                await self._before[name]()
             result = await method(*args, **kwargs)
-            await self._hooks[name]()
+            if name in self._hooks:
+                await self._hooks[name]()
             return result
 
         return faulty

@@ -1,6 +1,7 @@
 """Real servers that the test suite starts on a free port and stops itself."""
 
 import asyncio
+import contextlib
 import glob
 import http.client
 import os
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -252,3 +254,58 @@ class PostgresServer:
                 await connection.close()
 
         asyncio.run(drop())
+
+
+class TcpProxy:
+    """Forwards a free loopback port to ``target``; ``cut()`` drops every
+    connection and refuses new ones, as a server that went away."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener = None
+        self._sockets = []
+        self._lock = threading.Lock()
+
+    def start(self):
+        self._listener = socket.create_server(('127.0.0.1', self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(('127.0.0.1', self.target_port))
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink), daemon=True
+                ).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self):
+        # NOTE: A shutdown, not only a close: close() does not wake a thread
+        #   blocked in accept(), which would go on accepting.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

@@ -217,12 +217,13 @@ def test_driver_errors(monkeypatch):
     import asyncpg
 
     assert backends.driver_errors() == (
+        backends.IndexUnavailable,
         sqlite3.Error,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
     )
     monkeypatch.setitem(sys.modules, 'asyncpg', None)
-    assert backends.driver_errors() == (sqlite3.Error,)
+    assert backends.driver_errors() == (backends.IndexUnavailable, sqlite3.Error)
 
 
 @pytest.mark.parametrize('database_url', ['sqlite', 'postgresql'], indirect=True)

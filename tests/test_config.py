@@ -7,6 +7,7 @@ import redis.asyncio
 
 from asgilook import backends
 from asgilook.config import Config
+from asgilook.config import masked
 
 
 def test_defaults(tmp_path, monkeypatch):
@@ -132,6 +133,11 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_API_TOKENS', 'ein-schlüssel-mit-umlaut'),
         ('ASGI_LOOK_ANONYMOUS_UPLOADS', 'maybe'),
         ('ASGI_LOOK_READINESS_TIMEOUT', '0'),
+        ('ASGI_LOOK_REDIS_URL', 'redis://localhost:abc'),
+        ('ASGI_LOOK_REDIS_URL', 'redis://localhost:99999'),
+        ('ASGI_LOOK_REDIS_URL', 'redis://localhost?socket_timeout=abc'),
+        ('ASGI_LOOK_DATABASE_URL', 'postgresql://look:Pa55#w0rd@x@host/look'),
+        ('ASGI_LOOK_IMAGE_WORKERS', '5000'),
     ],
 )
 def test_bad_values_fail_at_startup(tmp_path, name, value):
@@ -147,6 +153,10 @@ def test_a_secret_is_never_in_the_message(tmp_path):
         ('ASGI_LOOK_API_TOKENS', 'hunter2-secret'),
         ('ASGI_LOOK_DATABASE_URL', 'mysql://admin:hunter2-secret@db/images'),
         ('ASGI_LOOK_REDIS_URL', 'http://:hunter2-secret@cache'),
+        ('ASGI_LOOK_REDIS_URL', 'redis:/user:hunter2-secret@host'),
+        ('ASGI_LOOK_REDIS_URL', 'redis://:hunter2-secret@host:port'),
+        ('ASGI_LOOK_DATABASE_URL', 'u:hunter2-secret@h/db'),
+        ('ASGI_LOOK_DATABASE_URL', 'postgresql://look:hunter2-secret#x@host/look'),
     ]
     for name, value in bad:
         with pytest.raises(ValueError) as raised:
@@ -239,3 +249,31 @@ def test_the_service_uses_the_index_it_is_given(tmp_path, url):
     )
 
     assert config.database_url == url
+
+
+@pytest.mark.parametrize(
+    'url, shown',
+    [
+        ('redis://:pw@cache:6379/0', 'redis://:***@cache:6379/0'),
+        (
+            'sqlite:////var/lib/index.db?timeout=5',
+            'sqlite:////var/lib/index.db?timeout=5',
+        ),
+        (
+            'postgresql://look@db:5432/look?password=Pa55%23w0rd&sslmode=require',
+            'postgresql://look@db:5432/look?password=***&sslmode=require',
+        ),
+        ('s3://bucket/images?endpoint=http://minio:9000', None),
+        ('u:secret@h/db', '(a value that does not parse as a URL, not shown)'),
+        ('redis://localhost:port', '(a value that does not parse as a URL, not shown)'),
+    ],
+)
+def test_urls_are_masked_for_log_lines(url, shown):
+    assert masked(url) == (url if shown is None else shown)
+
+
+def test_an_empty_storage_path_is_the_default(tmp_path, monkeypatch):
+    # NOTE: As in test_defaults: the default is what is under test.
+    monkeypatch.setattr(Config, 'DEFAULT_CONFIG_PATH', str(tmp_path / 'default'))
+    config = Config({'ASGI_LOOK_STORAGE_PATH': ''})
+    assert config.storage_path == tmp_path / 'default'

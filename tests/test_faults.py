@@ -1,6 +1,7 @@
 """Storage faults and cancellation: an error answer, and nothing left behind."""
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -27,6 +28,7 @@ from .fakes import FailingBlobs
 from .helpers import as_listed
 from .helpers import decode
 from .helpers import stored_files
+from .servers import TcpProxy
 
 
 def _mount_tmpfs(path, options):
@@ -539,3 +541,42 @@ def test_workers_rest_when_there_is_no_work(png_image, pause, starts):
     assert weights == [640 * 360 * 8] * 2
     # NOTE: After a pause longer than idle, new workers start for the next job.
     assert started == starts
+
+
+def test_postgresql_gone_at_run_time_is_503(config, postgres, png_image):
+    proxy = TcpProxy(postgres.port).start()
+    config.database_url = postgres.url.replace(f':{postgres.port}/', f':{proxy.port}/')
+    app = create_app(config)
+
+    # NOTE: One lifespan for all requests: the pool opens once, before the cut.
+    async def cut_while_serving():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            created = await conductor.simulate_post('/images', body=png_image)
+            proxy.cut()
+            return created, [
+                await conductor.simulate_get('/images'),
+                await conductor.simulate_post('/images', body=png_image),
+                await conductor.simulate_get('/readyz'),
+            ]
+
+    created, (listing, upload, ready) = falcon.async_to_sync(cut_while_serving)
+    assert created.status_code == 201
+    for resp in (listing, upload):
+        assert resp.status_code == 503
+        assert resp.json['title'] == 'Index unavailable'
+        assert resp.headers['Retry-After'] == '1'
+    assert ready.status_code == 503
+    assert ready.json['checks']['index']['state'] == 'down'
+
+
+def test_a_full_disk_is_not_ready(client, small_disk):
+    assert client.simulate_get('/readyz').json['status'] == 'ready'
+    filler = small_disk / 'filler'
+    with open(filler, 'wb', buffering=0) as out:
+        with contextlib.suppress(OSError):
+            while True:
+                out.write(bytes(1024))
+
+    resp = client.simulate_get('/readyz')
+    assert resp.status_code == 503
+    assert 'No space left on device' in resp.json['checks']['storage']['detail']

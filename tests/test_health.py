@@ -139,3 +139,64 @@ def test_storage_that_cannot_be_written_is_503(config):
     storage = resp.json['checks']['storage']
     assert storage['state'] == 'down'
     assert 'Read-only file system' in storage['detail']
+
+
+def test_a_hung_dependency_holds_one_check_not_one_per_probe(config):
+    backend = FailingBackend(backends.from_url(None))
+    config.readiness_timeout = 0.2
+    calls = []
+
+    async def stubborn():
+        calls.append(1)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            # NOTE: As a driver that waits on a stopped server to cancel.
+            await asyncio.sleep(0.1)
+            raise
+
+    app = _client_with(config, backend).app
+    backend.before('version', stubborn)
+
+    async def probe_three_times():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            first = await conductor.simulate_get('/readyz')
+            second = await conductor.simulate_get('/readyz')
+            third = await conductor.simulate_get('/readyz')
+            return first, second, third
+
+    first, second, third = falcon.async_to_sync(probe_three_times)
+    details = [r.json['checks']['index']['detail'] for r in (first, second, third)]
+    assert [r.status_code for r in (first, second, third)] == [503] * 3
+    assert details == [
+        'no answer within 0.2 s',
+        'stopped after an earlier check took too long',
+        'no answer within 0.2 s',
+    ]
+    # NOTE: The second probe waited for the first one's check.
+    assert len(calls) == 2
+
+
+def test_a_probe_stopped_at_its_timeout_leaves_no_file(config, storage_path):
+    made = []
+
+    def failing_blobs(url, config, workers):
+        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
+        return made[-1]
+
+    config.blobs_from_url = failing_blobs
+    config.readiness_timeout = 0.2
+    app = create_app(config)
+    made[0].before('remove', lambda: asyncio.sleep(0.4))
+
+    async def probe_and_wait():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            resp = await conductor.simulate_get('/readyz')
+            left = stored_files(storage_path)
+            await asyncio.sleep(0.5)
+            return resp, left
+
+    resp, left = falcon.async_to_sync(probe_and_wait)
+    assert resp.json['checks']['storage']['detail'] == 'no answer within 0.2 s'
+    assert len(left) == 1
+    assert stored_files(storage_path) == []

@@ -49,6 +49,10 @@ MIGRATIONS = [
 ]
 
 
+class IndexUnavailable(Exception):
+    """The database did not answer (down, unreachable, too slow)."""
+
+
 def idempotency_conflict(key: str) -> errors.IdempotencyKeyReused:
     """The error for an Idempotency-Key used before, for a different upload."""
     return errors.IdempotencyKeyReused(
@@ -112,7 +116,7 @@ def idempotent_replay(
 
 def driver_errors() -> tuple[type[Exception], ...]:
     """What the database drivers raise when the database is away or busy."""
-    found: list[type[Exception]] = [sqlite3.Error]
+    found: list[type[Exception]] = [IndexUnavailable, sqlite3.Error]
     try:
         import asyncpg
     except ImportError:

@@ -4,11 +4,14 @@ asyncpg keeps a small pool per process; every write is one transaction, and
 a commit is durable (PostgreSQL's default ``synchronous_commit``).
 """
 
+import contextlib
+
 import asyncpg
 
 from ..records import COLUMNS
 from ..records import Record
 from . import idempotent_replay
+from . import IndexUnavailable
 from . import MIGRATIONS
 from . import record_hash
 
@@ -28,7 +31,10 @@ class PostgreSQLBackend:
 
     async def open(self) -> None:
         if self._pool is None:
-            pool = await asyncpg.create_pool(self._url, min_size=1, max_size=8)
+            # NOTE: No statement may hang a request for ever (a stopped server).
+            pool = await asyncpg.create_pool(
+                self._url, min_size=1, max_size=8, command_timeout=30
+            )
             async with pool.acquire() as connection:
                 await _migrate(connection)
             self._pool = pool
@@ -38,12 +44,19 @@ class PostgreSQLBackend:
             pool, self._pool = self._pool, None
             await pool.close()
 
+    @contextlib.asynccontextmanager
     async def _connection(self):
-        await self.open()
-        return self._pool.acquire()
+        # NOTE: A server that is down or unreachable raises what sockets
+        #   raise, not a PostgresError: the index is unavailable all the same.
+        try:
+            await self.open()
+            async with self._pool.acquire() as connection:
+                yield connection
+        except (TimeoutError, OSError) as ex:
+            raise IndexUnavailable(f'PostgreSQL: {type(ex).__name__}: {ex}') from ex
 
     async def add(self, record, idempotency=None):
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             try:
                 async with connection.transaction():
                     return await _add(connection, record, idempotency)
@@ -58,25 +71,25 @@ class PostgreSQLBackend:
                 return stored
 
     async def recall(self, key):
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             return await _recall(connection, key)
 
     async def get(self, image_id):
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             row = await connection.fetchrow(
                 f'SELECT {_COLUMNS} FROM images WHERE id = $1', image_id
             )
         return Record.from_row(row) if row else None
 
     async def known(self, image_ids):
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             rows = await connection.fetch(
                 'SELECT id FROM images WHERE id = ANY($1::text[])', image_ids
             )
         return {row['id'] for row in rows}
 
     async def delete(self, image_id):
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             async with connection.transaction():
                 row = await connection.fetchrow(
                     f'DELETE FROM images WHERE id = $1 RETURNING {_COLUMNS}', image_id
@@ -88,7 +101,7 @@ class PostgreSQLBackend:
 
     async def page(self, limit, after=None):
         modified, image_id = after or (-(2**63), '')
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             rows = await connection.fetch(
                 f'SELECT {_COLUMNS} FROM images WHERE (modified, id) > ($1, $2) '
                 'ORDER BY modified, id LIMIT $3',
@@ -99,7 +112,7 @@ class PostgreSQLBackend:
         return [Record.from_row(row) for row in rows]
 
     async def version(self):
-        async with await self._connection() as connection:
+        async with self._connection() as connection:
             digest, changes = await connection.fetchrow(
                 'SELECT digest, changes FROM state'
             )
