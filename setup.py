@@ -51,6 +51,9 @@ extras_require = {
         'hypothesis>=6.100',
         # NOTE: Checks openapi.json against the OpenAPI 3.1 schema itself.
         'openapi-spec-validator>=0.7',
+        # NOTE: Drives Debian's chromium (executable_path) in the gallery's
+        #   browser tests; its own browser downloads are never used.
+        'playwright>=1.40',
         'pytest>=8',
         'pytest-cov>=5',
         # NOTE: Throws requests generated from openapi.json at the app and
@@ -83,8 +86,9 @@ setup(
     ],
     keywords='falcon asgi async cache redis uvicorn thumbnails',
     packages=find_packages(exclude=['tests', 'tests.*']),
-    # NOTE: The OpenAPI document is served from the installed package.
-    package_data={'asgilook': ['openapi.json']},
+    # NOTE: The OpenAPI document and the gallery's page, script and styles,
+    #   served from the installed package as they are.
+    package_data={'asgilook': ['openapi.json', 'static/*']},
     # NOTE: Pillow 13 (which the JPEG decoder fix needs) requires Python 3.11.
     python_requires='>=3.11',
     install_requires=requirements,

@@ -5,6 +5,10 @@ from . import backends
 from . import errors
 from .cache import RedisCache
 from .config import Config
+from .cors import CORS
+from .events import EventHub
+from .events import Events
+from .events import EventsLifespan
 from .failopen import FailOpenRedis
 from .health import Health
 from .health import Readiness
@@ -12,6 +16,8 @@ from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
 from .openapi import OpenAPI
+from .pages import Gallery
+from .pages import Home
 from .startup import StartupReport
 from .store import Store
 from .store import StoreLifespan
@@ -30,14 +36,21 @@ def create_app(config=None):
     redis = FailOpenRedis(config)
     cache = RedisCache(config, redis)
     access = auth.Access(config.api_tokens, config.anonymous_uploads)
-    images = Images(config, store, access)
+    hub = EventHub(config, redis)
+    images = Images(config, store, access, hub)
     thumbnails = Thumbnails(store)
+    gallery = Gallery(config)
 
+    # NOTE: CORS before the cache: its headers are added after an answer is
+    #   cached (and to every replay), never kept in an entry for all origins.
+    cors = [CORS(config.cors_origins)] if config.cors_origins else []
     app = falcon.asgi.App(
         middleware=[
+            *cors,
             StoreLifespan(store, config.sweep_interval),
             cache,
             StartupReport(config, redis),
+            EventsLifespan(hub),
         ]
     )
     app.router_options.converters['uuid'] = CanonicalUUID
@@ -52,5 +65,9 @@ def create_app(config=None):
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Readiness(config, store, redis))
     app.add_route('/openapi.json', OpenAPI())
+    app.add_route('/events', Events(hub))
+    app.add_route('/', Home(config))
+    app.add_route('/gallery', gallery)
+    app.add_route('/gallery/{name}', gallery, suffix='asset')
 
     return app

@@ -11,5 +11,6 @@ try:
     app = create_app(Config.for_service())
 except ValueError as ex:
     # NOTE: One line that names the setting, not a traceback; and no start.
-    print(f'asgilook: {ex}', file=sys.stderr)
+    # NOTE: One write: workers starting together must not mix their lines.
+    sys.stderr.write(f'asgilook: {ex}\n')
     sys.exit(STARTUP_FAILURE)

@@ -40,6 +40,7 @@ class Config:
     DEFAULT_SWEEP_INTERVAL = 600.0
     DEFAULT_READ_WHOLE_BYTES = 8 * 2**20
     DEFAULT_READINESS_TIMEOUT = 2.0
+    DEFAULT_EVENTS_KEEPALIVE = 15.0
     MIN_TOKEN_LENGTH = 16
 
     # NOTE: Factories for the collaborators create_app builds; tests and
@@ -135,6 +136,14 @@ class Config:
         self.readiness_timeout = env.seconds(
             'ASGI_LOOK_READINESS_TIMEOUT', self.DEFAULT_READINESS_TIMEOUT
         )
+        # NOTE: Where clients reach the service (None: URLs stay relative),
+        #   and the origins of other sites' pages that may use the API.
+        self.public_url = env.public_url('ASGI_LOOK_PUBLIC_URL')
+        self.cors_origins = env.origins('ASGI_LOOK_CORS_ORIGINS')
+        # NOTE: How long an idle event stream waits before a keep-alive.
+        self.events_keepalive = env.seconds(
+            'ASGI_LOOK_EVENTS_KEEPALIVE', self.DEFAULT_EVENTS_KEEPALIVE
+        )
 
         self.backend_from_url = Config.DEFAULT_BACKEND_FROM_URL
         # NOTE: None keeps images in the storage directory.
@@ -206,6 +215,30 @@ def _unparsable(ex: Exception) -> str:
 def _port(url: str) -> int | None:
     """The port of a URL; ValueError when it is not a port number."""
     return urllib.parse.urlsplit(url).port
+
+
+def _is_web_origin(parts):
+    try:
+        # NOTE: Reading the port is what checks it (a number, 0 to 65535).
+        _ = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() in ('http', 'https')
+        and bool(parts.hostname)
+        and '@' not in parts.netloc
+    )
+
+
+def _origin(parts):
+    """``scheme://host[:port]`` as browsers send it in ``Origin``."""
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if ':' in host:
+        host = f'[{host}]'
+    default = {'http': 80, 'https': 443}[scheme]
+    port = f':{parts.port}' if parts.port not in (None, default) else ''
+    return f'{scheme}://{host}{port}'
 
 
 def _is_header_word(text):
@@ -330,6 +363,40 @@ class _Environment:
                     f'{masked(url)!r} ({reason})'
                 ) from None
         return url
+
+    def public_url(self, name):
+        raw = self._environ.get(name) or None
+        if raw is None:
+            return None
+        parts = urllib.parse.urlsplit(raw.strip())
+        if not _is_web_origin(parts) or parts.query or parts.fragment:
+            raise ValueError(
+                f'{name} must be an http:// or https:// URL, such as '
+                f'https://img.example.com or https://example.com/asgilook, got '
+                f'{masked(raw)!r}'
+            )
+        # NOTE: Paths are appended to it: /images/… after the prefix.
+        return _origin(parts) + parts.path.rstrip('/')
+
+    def origins(self, name):
+        raw = self._environ.get(name, '')
+        if raw.strip() == '*':
+            return '*'
+        origins = []
+        for item in filter(None, (item.strip() for item in raw.split(','))):
+            parts = urllib.parse.urlsplit(item)
+            if (
+                not _is_web_origin(parts)
+                or parts.path not in ('', '/')
+                or (parts.query or parts.fragment)
+            ):
+                raise ValueError(
+                    f'{name} must be * or a comma-separated list of origins such as '
+                    f'https://app.example.com,http://localhost:3000 (scheme, host '
+                    f'and port only), got {masked(item)!r}'
+                )
+            origins.append(_origin(parts))
+        return tuple(origins)
 
     def colour(self, name, default):
         raw = self._environ.get(name, default)

@@ -171,7 +171,8 @@ def serialize(req, resp, ex: falcon.HTTPError) -> None:
 _NOT_OF_AN_ERROR = ('Content-Encoding', 'ETag', 'Last-Modified', 'Link')
 _DESCRIPTIONS = {
     404: 'Nothing is at this path. The routes are /images, '
-    '/images/{id}.jpeg and /thumbnails/{id}/{width}x{height}.{format}.',
+    '/images/{id}.jpeg, /thumbnails/{id}/{width}x{height}.{format}, /events '
+    '(live uploads and deletes) and /gallery (a page to see them).',
     405: 'This path does not answer this method; the Allow header lists those it does.',
     416: 'The range asked for lies beyond the end of the image; the '
     'Content-Range header gives its length.',

@@ -20,6 +20,7 @@ def representation(config: Any) -> str:
     shape = (
         JSON_VERSION,
         config.min_thumb_size,
+        config.public_url,
         sorted(imaging.THUMBNAIL_FORMATS.items()),
         sorted(imaging.MAX_SIDE.items()),
     )
@@ -69,7 +70,7 @@ class Image:
 
     @property
     def uri(self) -> str:
-        return f'/images/{self.image_id}.jpeg'
+        return self._absolute(f'/images/{self.image_id}.jpeg')
 
     @property
     def etag(self) -> str:
@@ -92,7 +93,16 @@ class Image:
         }
 
     def thumbnail_uri(self, width: int, height: int, ext: str = 'jpeg') -> str:
+        return self._absolute(self.thumbnail_path(width, height, ext))
+
+    def thumbnail_path(self, width: int, height: int, ext: str = 'jpeg') -> str:
+        """The path of a thumbnail on this service, whatever its public URL."""
         return f'/thumbnails/{self.image_id}/{width}x{height}.{ext}'
+
+    def _absolute(self, path: str) -> str:
+        # NOTE: With ASGI_LOOK_PUBLIC_URL, pages on other origins (and any
+        #   client) get URLs they can use as they are.
+        return (self._config.public_url or '') + path
 
     def thumbnails(self) -> list[str]:
         return [

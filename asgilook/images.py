@@ -8,6 +8,7 @@ import falcon.routing
 from . import auth
 from . import conditional
 from . import encoding
+from . import events
 from . import imaging
 from . import ranges
 from . import uploads
@@ -53,9 +54,12 @@ class CanonicalUUID(falcon.routing.UUIDConverter):
 
 
 class Images:
-    def __init__(self, config, store, access=None):
+    def __init__(self, config, store, access=None, hub=None):
         self._config = config
         self._store = store
+        # NOTE: Where uploads and deletes are told (events.EventHub); None
+        #   tells nobody.
+        self._hub = hub
         self._access = access or auth.Access(
             config.api_tokens, config.anonymous_uploads
         )
@@ -92,7 +96,8 @@ class Images:
             query = urllib.parse.urlencode({'limit': limit, 'cursor': following})
             # NOTE: The route's own path: req.path may be //images, which a
             #   client would read as a link to another host.
-            resp.append_link(f'{req.uri_template}?{query}', 'next')
+            public = self._config.public_url or ''
+            resp.append_link(f'{public}{req.uri_template}?{query}', 'next')
         _validate(req, resp, encoding.tagged(etag, coding), None)
 
     on_head = on_get
@@ -127,6 +132,7 @@ class Images:
         if not await self._store.delete(str(image_id)):
             raise falcon.HTTPNotFound(description=_NO_IMAGE)
         resp.status = falcon.HTTP_204
+        await self._publish(events.DELETED, {'id': str(image_id)})
 
     async def on_post(self, req, resp):
         # NOTE: Before a byte of the body is read.
@@ -152,6 +158,12 @@ class Images:
         resp.status = falcon.HTTP_201
         if image.replayed:
             resp.set_header('Idempotent-Replayed', 'true')
+        else:
+            await self._publish(events.CREATED, image.serialize())
+
+    async def _publish(self, name, data):
+        if self._hub is not None:
+            await self._hub.publish(name, data)
 
     async def _describe(self, req, resp, image_id):
         """Set the headers of an original; 206, 304, 412 or 416 as asked.
@@ -202,8 +214,8 @@ class Thumbnails:
         #   to arbitrary sizes. The UUID may arrive upper-case; the sizes must
         #   be spelt exactly as listed (no leading zeros).
         size = (width, height)
-        uri = image.thumbnail_uri(width, height, ext)
-        if size not in image.derived_sizes(ext) or not req.path.lower().endswith(uri):
+        path = image.thumbnail_path(width, height, ext)
+        if size not in image.derived_sizes(ext) or not req.path.lower().endswith(path):
             raise falcon.HTTPNotFound(description=_NO_THUMBNAIL)
         return image, size
 

@@ -50,9 +50,48 @@ class FlakyRedis:
     async def exists(self, *keys):
         return await self._run('exists', *keys)
 
+    async def publish(self, channel, message):
+        return await self._run('publish', channel, message)
+
     async def aclose(self):
         self.commands.append('aclose')
         if self.down:
+            raise redis.exceptions.ConnectionError('Connection refused (fake)')
+
+
+class FlakyPubSubRedis(FlakyRedis):
+    """FlakyRedis with SUBSCRIBE (for the event relay), which fails while it
+    is down and hangs while it hangs; ``unheard`` makes a PUBLISH reach
+    nobody."""
+
+    unheard = False
+
+    async def publish(self, channel, message):
+        if self.unheard:
+            return 0
+        return await super().publish(channel, message)
+
+    def pubsub(self):
+        return _FlakyPubSub(self)
+
+
+class _FlakyPubSub:
+    def __init__(self, flaky):
+        self._flaky = flaky
+        self._real = flaky.redis.pubsub()
+
+    async def subscribe(self, channel):
+        await self._flaky._run('ping')
+        await self._real.subscribe(channel)
+
+    async def get_message(self, **options):
+        if self._flaky.down:
+            raise redis.exceptions.ConnectionError('Connection reset (fake)')
+        return await self._real.get_message(**options)
+
+    async def aclose(self):
+        await self._real.aclose()
+        if self._flaky.down:
             raise redis.exceptions.ConnectionError('Connection refused (fake)')
 
 

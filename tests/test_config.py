@@ -277,3 +277,78 @@ def test_an_empty_storage_path_is_the_default(tmp_path, monkeypatch):
     monkeypatch.setattr(Config, 'DEFAULT_CONFIG_PATH', str(tmp_path / 'default'))
     config = Config({'ASGI_LOOK_STORAGE_PATH': ''})
     assert config.storage_path == tmp_path / 'default'
+
+
+def test_public_url_and_cors_origins_are_off_by_default(tmp_path):
+    config = Config({'ASGI_LOOK_STORAGE_PATH': str(tmp_path)})
+    assert config.public_url is None
+    assert config.cors_origins == ()
+    assert config.events_keepalive == 15.0
+
+
+@pytest.mark.parametrize(
+    ('raw', 'url'),
+    [
+        ('https://img.example.com', 'https://img.example.com'),
+        ('HTTPS://Img.Example.com:443/', 'https://img.example.com'),
+        ('http://example.com:8080/asgilook/', 'http://example.com:8080/asgilook'),
+        ('http://[::1]:8000', 'http://[::1]:8000'),
+    ],
+)
+def test_public_url(tmp_path, raw, url):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_PUBLIC_URL': raw}
+    assert Config(environ).public_url == url
+
+
+@pytest.mark.parametrize(
+    'raw', ['img.example.com', 'ftp://x', 'http://', 'http://x:99999', 'http://x/?a']
+)
+def test_bad_public_urls(tmp_path, raw):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_PUBLIC_URL': raw}
+    with pytest.raises(ValueError, match='^ASGI_LOOK_PUBLIC_URL must be an http'):
+        Config(environ)
+
+
+def test_a_password_in_the_public_url_is_not_repeated(tmp_path):
+    environ = {
+        'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+        'ASGI_LOOK_PUBLIC_URL': 'https://me:hunter2@img.example.com',
+    }
+    with pytest.raises(ValueError) as raised:
+        Config(environ)
+    assert 'hunter2' not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ('raw', 'origins'),
+    [
+        ('*', '*'),
+        (' https://app.example.com/ ,', ('https://app.example.com',)),
+        (
+            'http://localhost:3000,HTTPS://B.example:443',
+            ('http://localhost:3000', 'https://b.example'),
+        ),
+    ],
+)
+def test_cors_origins(tmp_path, raw, origins):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_CORS_ORIGINS': raw}
+    assert Config(environ).cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    'raw', ['app.example.com', 'https://a.example/path', '*,https://a.example', 'x#y']
+)
+def test_bad_cors_origins(tmp_path, raw):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_CORS_ORIGINS': raw}
+    with pytest.raises(ValueError, match='^ASGI_LOOK_CORS_ORIGINS must be'):
+        Config(environ)
+
+
+def test_events_keepalive(tmp_path):
+    environ = {
+        'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+        'ASGI_LOOK_EVENTS_KEEPALIVE': '5',
+    }
+    assert Config(environ).events_keepalive == 5.0
+    with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
+        Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '0'})

@@ -1,0 +1,277 @@
+// asgilook gallery: upload, browse, open and delete images, live.
+// Plain JavaScript, no build step. Every URL of an image comes from its JSON.
+'use strict';
+
+(() => {
+  // NOTE: The width each tile takes, as the grid in gallery.css lays it out,
+  //   so that the browser picks the smallest thumbnail that fills it.
+  const SIZES =
+    '(min-width: 1240px) 300px, (min-width: 900px) 33vw, (min-width: 600px) 50vw, 100vw';
+  const VIEWER_SIZES = '(min-width: 1042px) 968px, 92vw';
+  const FORMATS = [['avif', 'image/avif'], ['webp', 'image/webp']];
+  const PAGE = 'images?limit=60';
+  const PARALLEL_UPLOADS = 3;
+  const TOKENS = 'asgilook.deleteTokens';
+
+  const $ = (id) => document.getElementById(id);
+  const grid = $('grid');
+  const viewer = $('viewer');
+  const images = new Map();
+  let next = null;
+
+  // Delete tokens of what this browser uploaded, by image id.
+  function tokens() {
+    try {
+      return JSON.parse(localStorage.getItem(TOKENS)) || {};
+    } catch {
+      return {};
+    }
+  }
+
+  function keepToken(id, token) {
+    const all = tokens();
+    if (token) all[id] = token; else delete all[id];
+    try {
+      localStorage.setItem(TOKENS, JSON.stringify(all));
+    } catch {
+      // NOTE: Storage off or full: the API token still deletes.
+    }
+  }
+
+  function apiToken() {
+    return $('token').value.trim();
+  }
+
+  function announce(text) {
+    $('status').textContent = text;
+  }
+
+  // The service's own words for a refusal (a JSON problem), or the status.
+  function problem(status, text) {
+    try {
+      const body = JSON.parse(text);
+      return [body.title, body.description].filter(Boolean).join(': ');
+    } catch {
+      return `The service answered ${status}.`;
+    }
+  }
+
+  function describe(image) {
+    const when = new Date(image.modified).toLocaleString();
+    return `Image of ${image.width} × ${image.height} pixels, uploaded ${when}`;
+  }
+
+  function picture(image, sizes) {
+    const element = document.createElement('picture');
+    for (const [format, type] of FORMATS) {
+      if (image.srcset[format]) {
+        const source = document.createElement('source');
+        source.type = type;
+        source.sizes = sizes;
+        source.srcset = image.srcset[format];
+        element.append(source);
+      }
+    }
+    const img = document.createElement('img');
+    // NOTE: loading and sizes before any URL, or the browser may start
+    //   fetching the original at once.
+    img.loading = 'lazy';
+    img.decoding = 'async';
+    img.sizes = sizes;
+    img.srcset = image.srcset.jpeg;
+    img.src = image.image;
+    img.width = image.width;
+    img.height = image.height;
+    img.alt = describe(image);
+    img.style.backgroundColor = image.color;
+    img.style.backgroundImage = `url("${image.placeholder}")`;
+    element.append(img);
+    return element;
+  }
+
+  function addTile(image) {
+    if (images.has(image.id)) return;
+    images.set(image.id, image);
+    const item = document.createElement('li');
+    item.dataset.id = image.id;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'tile';
+    button.append(picture(image, SIZES));
+    button.addEventListener('click', () => open(image));
+    item.append(button);
+    grid.append(item);
+    $('empty').hidden = true;
+  }
+
+  function removeTile(id) {
+    images.delete(id);
+    grid.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.remove();
+    if (viewer.open && viewer.dataset.id === id) viewer.close();
+    $('empty').hidden = images.size > 0;
+  }
+
+  function nextLink(header) {
+    const match = /<([^>]*)>\s*;\s*rel="?next"?/.exec(header || '');
+    return match ? match[1] : null;
+  }
+
+  async function loadPage(url) {
+    let response;
+    try {
+      response = await fetch(url, { headers: { Accept: 'application/json' } });
+    } catch {
+      announce('The service cannot be reached; showing what was loaded.');
+      return;
+    }
+    if (!response.ok) {
+      announce(problem(response.status, await response.text()));
+      return;
+    }
+    (await response.json()).forEach(addTile);
+    next = nextLink(response.headers.get('Link'));
+    $('more').hidden = !next;
+    $('empty').hidden = images.size > 0;
+  }
+
+  function reload() {
+    images.clear();
+    grid.replaceChildren();
+    return loadPage(PAGE);
+  }
+
+  function open(image) {
+    viewer.dataset.id = image.id;
+    $('viewer-title').textContent = `Image of ${image.width} × ${image.height}`;
+    $('viewer-picture').replaceChildren(picture(image, VIEWER_SIZES));
+    $('viewer-original').href = image.image;
+    $('viewer-error').textContent = '';
+    viewer.showModal();
+  }
+
+  async function remove() {
+    const image = images.get(viewer.dataset.id);
+    if (!image) return;
+    const token = tokens()[image.id] || apiToken();
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    let response;
+    try {
+      response = await fetch(image.image, { method: 'DELETE', headers });
+    } catch {
+      $('viewer-error').textContent = 'The service cannot be reached; try again.';
+      return;
+    }
+    if (response.status === 204 || response.status === 404) {
+      keepToken(image.id, null);
+      removeTile(image.id);
+      announce('Image deleted.');
+      // NOTE: Its tile is gone; keyboard users go on from the heading.
+      $('images-heading').focus();
+    } else {
+      $('viewer-error').textContent = problem(response.status, await response.text());
+    }
+  }
+
+  // One file: a row with a progress bar, then the outcome in the service's words.
+  function upload(file) {
+    const row = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = file.name;
+    const bar = document.createElement('progress');
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute('aria-label', `Uploading ${file.name}`);
+    const outcome = document.createElement('span');
+    outcome.className = 'outcome';
+    outcome.setAttribute('role', 'status');
+    row.append(name, bar, outcome);
+    $('uploads').prepend(row);
+
+    return new Promise((resolve) => {
+      const request = new XMLHttpRequest();
+      const form = new FormData();
+      form.append('image', file, file.name);
+      request.open('POST', 'images');
+      const token = apiToken();
+      if (token) request.setRequestHeader('Authorization', `Bearer ${token}`);
+      request.upload.addEventListener('progress', (event) => {
+        if (event.lengthComputable) bar.value = (100 * event.loaded) / event.total;
+      });
+      request.addEventListener('load', () => {
+        if (request.status === 201) {
+          const image = JSON.parse(request.responseText);
+          keepToken(image.id, image.delete_token);
+          delete image.delete_token;
+          addTile(image);
+          bar.value = 100;
+          row.className = 'stored';
+          outcome.textContent = 'Stored.';
+        } else {
+          row.className = 'failed';
+          outcome.textContent = problem(request.status, request.responseText);
+        }
+        resolve();
+      });
+      request.addEventListener('error', () => {
+        row.className = 'failed';
+        outcome.textContent = 'The upload did not reach the service; try again.';
+        resolve();
+      });
+      request.send(form);
+    });
+  }
+
+  async function uploadAll(files) {
+    const waiting = Array.from(files);
+    const worker = async () => {
+      while (waiting.length) await upload(waiting.shift());
+    };
+    await Promise.all(Array.from({ length: PARALLEL_UPLOADS }, worker));
+  }
+
+  function listen() {
+    const live = $('live');
+    const source = new EventSource('events');
+    source.addEventListener('open', () => {
+      live.dataset.state = 'live';
+      live.textContent = 'Live';
+    });
+    source.addEventListener('error', () => {
+      // NOTE: The browser reconnects by itself, with the last event's id.
+      live.dataset.state = 'offline';
+      live.textContent = 'Reconnecting…';
+    });
+    source.addEventListener('image-created', (event) => addTile(JSON.parse(event.data)));
+    source.addEventListener('image-deleted', (event) => removeTile(JSON.parse(event.data).id));
+    // NOTE: Events were missed (the service restarted, or we were away long).
+    source.addEventListener('resync', reload);
+  }
+
+  function setUpDrop() {
+    const drop = $('drop');
+    // NOTE: A file dropped beside the zone must not replace the page.
+    for (const type of ['dragover', 'drop']) {
+      document.addEventListener(type, (event) => event.preventDefault());
+    }
+    drop.addEventListener('dragover', () => drop.classList.add('dragging'));
+    drop.addEventListener('dragleave', () => drop.classList.remove('dragging'));
+    drop.addEventListener('drop', (event) => {
+      drop.classList.remove('dragging');
+      uploadAll(event.dataTransfer.files);
+    });
+  }
+
+  $('files').addEventListener('change', (event) => {
+    uploadAll(event.target.files).then(() => {
+      event.target.value = '';
+    });
+  });
+  $('token-form').addEventListener('submit', (event) => event.preventDefault());
+  $('more').addEventListener('click', () => next && loadPage(next));
+  $('delete').addEventListener('click', remove);
+  $('close').addEventListener('click', () => viewer.close());
+  setUpDrop();
+  listen();
+  loadPage(PAGE);
+})();

@@ -1,0 +1,267 @@
+"""The gallery in a real headless Chromium, against live services.
+
+Debian's ``chromium``, driven by Playwright for Python through
+``executable_path`` (Playwright's own browser downloads are never used).
+Screenshots go to ``$ASGILOOK_TEST_ARTIFACTS`` when set, else to the test's
+temporary directory.
+"""
+
+import io
+import os
+import pathlib
+
+import PIL.Image
+import PIL.ImageDraw
+import pytest
+
+from .servers import require_binary
+from .servers import Service
+
+TOKEN = 'operator-token-0123456789'
+PHONE = {'width': 400, 'height': 800}
+DESKTOP = {'width': 1280, 'height': 800}
+# NOTE: Hues for the pictures the gallery shows: sky, sunset, moss, dusk.
+PALETTES = [
+    ((36, 99, 160), (250, 214, 120)),
+    ((204, 82, 60), (255, 196, 110)),
+    ((46, 110, 74), (214, 226, 140)),
+    ((52, 40, 96), (236, 140, 180)),
+]
+
+
+@pytest.fixture(scope='module')
+def browser():
+    chromium = require_binary('chromium')
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    path = pathlib.Path(os.environ.get('ASGILOOK_TEST_ARTIFACTS') or tmp_path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def services():
+    started = []
+
+    def start(storage, **environ):
+        # NOTE: A closed stream is noticed at its next keep-alive: soon, so
+        #   that the services stop at once.
+        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '0.5')
+        started.append(Service(storage, **environ))
+        return started[-1]
+
+    yield start
+    for service in started:
+        if service.process is not None:
+            service.stop()
+
+
+@pytest.fixture
+def pages(browser):
+    """Opens a gallery page in a fresh browser context; at the end, no page
+    may have had a script error."""
+    contexts = []
+    errors = []
+
+    def open_page(service, viewport, path='/'):
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on('pageerror', lambda error: errors.append(error))
+        page.goto(f'http://127.0.0.1:{service.port}{path}')
+        if path in ('/', '/gallery'):
+            page.wait_for_selector('#live[data-state=live]')
+        return page
+
+    yield open_page
+    # NOTE: Before the services stop: an open event stream holds uvicorn.
+    for context in contexts:
+        context.close()
+    assert errors == []
+
+
+def picture(path, size, palette, seed):
+    """A landscape of bands and a sun, as a PNG file."""
+    sky, sun = palette
+    image = PIL.Image.new('RGB', size, sky)
+    draw = PIL.ImageDraw.Draw(image)
+    width, height = size
+    for band in range(6):
+        shade = tuple(max(0, c - 18 * band) for c in sky)
+        top = height // 2 + band * height // 14
+        draw.rectangle([(0, top), (width, height)], fill=shade)
+    x = width * (0.25 + 0.15 * seed)
+    draw.ellipse(
+        [(x - width / 9, height / 5), (x + width / 9, height / 5 + width * 2 / 9)],
+        fill=sun,
+    )
+    output = io.BytesIO()
+    image.save(output, 'PNG')
+    path.write_bytes(output.getvalue())
+    return str(path)
+
+
+def current_source(page, index=0):
+    page.wait_for_function(
+        f"""() => {{
+            const img = document.querySelectorAll('#grid img')[{index}];
+            return img && img.complete && img.naturalWidth > 0;
+        }}"""
+    )
+    return page.eval_on_selector_all(
+        '#grid img', f'images => images[{index}].currentSrc'
+    )
+
+
+def test_upload_live_delete_in_two_pages(services, pages, real_redis, tmp_path):
+    # NOTE: Two services, as two hosts: one storage, one Redis. Uploads are
+    #   open to anyone; deletes need a token, as a public image host's do.
+    storage = tmp_path / 'shared'
+    environ = {
+        'ASGI_LOOK_REDIS_URL': real_redis.url,
+        'ASGI_LOOK_API_TOKENS': TOKEN,
+        'ASGI_LOOK_ANONYMOUS_UPLOADS': 'true',
+    }
+    a = services(storage, **environ).start()
+    b = services(storage, **environ).start()
+    desktop = pages(a, DESKTOP)
+    phone = pages(b, PHONE, '/gallery')
+    assert desktop.url.endswith('/gallery')
+    assert desktop.is_visible('#empty')
+
+    photo = picture(tmp_path / 'sunrise.png', (1600, 1200), PALETTES[0], 0)
+    text = tmp_path / 'notes.txt'
+    text.write_text('not an image')
+    desktop.set_input_files('#files', [photo, str(text)])
+
+    desktop.wait_for_selector('#uploads li.stored')
+    failed = desktop.inner_text('#uploads li.failed')
+    assert 'notes.txt' in failed
+    assert 'Unsupported image format: The upload is not an image' in failed
+    assert desktop.is_hidden('#empty')
+
+    # NOTE: The other page, on the other service, heard it through Redis.
+    phone.wait_for_selector('#grid li')
+    source = current_source(phone)
+    assert '/thumbnails/' in source and '/400x300.' in source, source
+    assert phone.evaluate('document.documentElement.scrollWidth') <= PHONE['width']
+
+    # NOTE: The phone's browser has no delete token: the service says why.
+    phone.click('#grid li button')
+    phone.click('#delete')
+    phone.wait_for_selector('#viewer-error:has-text("Token needed")')
+    assert 'Authorization: Bearer' in phone.inner_text('#viewer-error')
+    phone.keyboard.press('Escape')
+    assert not phone.eval_on_selector('#viewer', 'dialog => dialog.open')
+
+    # NOTE: The uploader's browser kept its delete token; by keyboard only.
+    desktop.focus('#grid li button')
+    desktop.keyboard.press('Enter')
+    assert desktop.eval_on_selector('#viewer', 'dialog => dialog.open')
+    desktop.focus('#delete')
+    desktop.keyboard.press('Enter')
+    for page in (desktop, phone):
+        page.wait_for_selector('#grid li', state='detached')
+        page.wait_for_selector('#empty', state='visible')
+    assert desktop.evaluate("localStorage.getItem('asgilook.deleteTokens')") == '{}'
+
+
+def test_the_page_is_labelled_and_fits_phone_and_desktop(
+    services, pages, tmp_path, artifacts
+):
+    service = services(tmp_path / 'images').start()
+    desktop = pages(service, DESKTOP)
+    files = [
+        picture(tmp_path / f'{n}.png', (1200 + 160 * n, 800), palette, n)
+        for n, palette in enumerate(PALETTES)
+    ]
+    desktop.set_input_files('#files', files)
+    desktop.wait_for_function(
+        "() => document.querySelectorAll('#uploads li.stored').length === 4"
+    )
+    phone = pages(service, PHONE)
+    for page in (desktop, phone):
+        page.wait_for_function(
+            "() => document.querySelectorAll('#grid li').length === 4"
+        )
+        for index in range(4):
+            assert '/thumbnails/' in current_source(page, index)
+        # NOTE: Every control has a label; every picture says what it is.
+        assert page.evaluate(
+            "[...document.querySelectorAll('input')].every(i => i.labels.length)"
+        )
+        alts = page.eval_on_selector_all('img', 'images => images.map(i => i.alt)')
+        assert len(alts) == 4
+        assert all(alt.startswith('Image of ') for alt in alts)
+        assert (
+            page.evaluate('document.documentElement.scrollWidth')
+            <= (page.viewport_size['width'])
+        )
+    columns = "getComputedStyle(document.getElementById('grid'))"
+    columns += ".gridTemplateColumns.split(' ').length"
+    assert desktop.evaluate(columns) == 4
+    assert phone.evaluate(columns) == 1
+    desktop.screenshot(path=artifacts / 'gallery-desktop.png')
+    phone.screenshot(path=artifacts / 'gallery-phone.png', full_page=True)
+    assert (artifacts / 'gallery-desktop.png').stat().st_size > 0
+
+
+def test_a_page_on_another_origin_uses_the_api_when_allowed(services, pages, tmp_path):
+    # NOTE: A page of b's (not the gallery, whose policy keeps it to its
+    #   own origin) is the page on another origin; a is the API.
+    b = services(tmp_path / 'b')
+    origin = f'http://127.0.0.1:{b.port}'
+    a = services(tmp_path / 'a', ASGI_LOOK_CORS_ORIGINS=origin)
+    # NOTE: Its JSON's URLs then work from any page, as they are.
+    a.environ['ASGI_LOOK_PUBLIC_URL'] = f'http://127.0.0.1:{a.port}'
+    a.start()
+    b.start()
+    page = pages(b, PHONE, '/healthz')
+    api = f'http://127.0.0.1:{a.port}'
+    png = picture(tmp_path / 'p.png', (640, 480), PALETTES[2], 1)
+    result = page.evaluate(
+        """async ([api, bytes]) => {
+            const form = new FormData();
+            form.append('image', new Blob([new Uint8Array(bytes)]), 'p.png');
+            const created = await fetch(api + '/images', {method: 'POST', body: form});
+            const image = await created.json();
+            const listing = await fetch(api + '/images?limit=1');
+            const deleted = await fetch(image.image, {
+                method: 'DELETE',
+                headers: {'Authorization': 'Bearer ' + image.delete_token},
+            });
+            return {
+                status: created.status,
+                location: created.headers.get('Location'),
+                listed: (await listing.json()).length,
+                etag: listing.headers.get('ETag'),
+                deleted: deleted.status,
+                image: image.image,
+            };
+        }""",
+        [api, list(pathlib.Path(png).read_bytes())],
+    )
+    assert result['status'] == 201
+    assert result['location'] == result['image']
+    assert result['image'].startswith(f'{api}/images/')
+    assert result['listed'] == 1
+    assert result['etag']
+    assert result['deleted'] == 204
+    # NOTE: An origin the operator did not name cannot read the API.
+    refused = pages(a, PHONE, '/healthz').evaluate(
+        """async (url) => {
+            try { await fetch(url); return 'read'; }
+            catch (error) { return 'refused'; }
+        }""",
+        f'http://127.0.0.1:{b.port}/images',
+    )
+    assert refused == 'refused'
