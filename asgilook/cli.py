@@ -19,32 +19,39 @@ from . import serve
 from . import upload
 
 DEFAULT_URL = 'http://127.0.0.1:8000'
+# NOTE: As a shell reports a command stopped by SIGINT (128 + 2).
+INTERRUPTED = 130
 TOKEN_VARIABLE = 'ASGILOOK_TOKEN'
 
 _UPLOAD = """\
 Upload image files, and the images in folders, to an asgilook service.
 
-A FILE named here is always sent: the server decides what it is. FOLDERs are
+A FILE named here is always sent: the server decides what it is (but a pipe,
+a device or a socket is a failure, never opened). FOLDERs are
 walked recursively (links followed, each folder once); a file in one is sent
 when its extension is an image's (jpg, jpeg, png, gif, webp, avif, tif, tiff,
 bmp, heic, heif, mpo...) or when its first bytes are an image's, and skipped
 otherwise. Skipped files are counted in the totals and listed in the JSON
-summary. A file or folder that cannot be read is a failure.
+summary. A file or folder that cannot be read, or a file larger than
+--max-bytes, is a failure.
 
 Each file is sent with its own Idempotency-Key, the same on every retry, so a
 retry never stores it twice. Retried: 408, 429, 502, 503 and 504 answers (after
 Retry-After, when given) and connection errors and timeouts. Any other refusal
 is printed with the server's reason.
 """
-_EXIT = """\
+_UPLOAD_EXIT = """\
 exit status: 0 when every file was stored, 1 when any failed, 2 for a usage
-error.
+error, 130 when interrupted (Ctrl-C: the files answered so far are summarised).
 """
 _SERVE = f"""\
 Run the service: uvicorn {serve.APP}. Any other uvicorn option
 (uvicorn --help lists them: --proxy-headers, --log-config FILE...) is passed to
 uvicorn as it is. With more than one worker and no PROMETHEUS_MULTIPROC_DIR in
 the environment, it is set to a fresh temporary directory, removed at exit.
+
+exit status: uvicorn's; 3 when a setting in the environment is wrong (checked
+before uvicorn starts), 2 for a usage error.
 """
 
 
@@ -78,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_upload(commands):
     sender = commands.add_parser(
-        'upload', help='upload images', description=_UPLOAD, epilog=_EXIT,
+        'upload', help='upload images', description=_UPLOAD, epilog=_UPLOAD_EXIT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sender.add_argument('paths', nargs='+', metavar='PATH', help='a file or folder')
@@ -103,11 +110,19 @@ def _add_upload(commands):
         '--timeout', type=_at_least(float, 1), default=60.0, metavar='SECONDS',
         help='for connecting, and for each read or write (default: %(default)g)',
     )  # fmt: skip
-    # NOTE: No %(default)s here: the token is never printed, not even in help.
     sender.add_argument(
-        '--token', default=os.environ.get(TOKEN_VARIABLE),
+        '--max-bytes', type=_at_least(int, 1), default=upload.DEFAULT_MAX_BYTES,
+        metavar='N',
+        help='a larger file is a failure, never read (default: %(default)s, 64 MiB; '
+        'a service refuses files over its ASGI_LOOK_MAX_UPLOAD_BYTES, 32 MiB by '
+        'default, with a 413 anyway)',
+    )  # fmt: skip
+    # NOTE: No %(default)s here: the token is never printed, not even in help.
+    #   argparse applies the type to a default that is a string (the variable).
+    sender.add_argument(
+        '--token', type=_token, default=os.environ.get(TOKEN_VARIABLE),
         help=f'sent as "Authorization: Bearer TOKEN" (default: ${TOKEN_VARIABLE}, '
-        'which keeps it out of the process list)',
+        'which keeps it out of the process list); printable ASCII, no spaces',
     )  # fmt: skip
     sender.add_argument(
         '--json', metavar='FILE',
@@ -141,24 +156,46 @@ def run_upload(
 ) -> int:
     """``asgilook upload``: send, report, summarise; the exit status."""
     output = _open_output(options.json, parser)
-    found = imagefiles.find(options.paths)
-    unread = [upload.unreadable(path, why) for path, why in found.errors]
     report = progress.report_for(sys.stderr)
+    found = imagefiles.Found()
+    outcomes = []
+    interrupted = False
     started = time.monotonic()
+
+    def done(outcome):
+        outcomes.append(outcome)
+        report.done(outcome)
+
     with report:
-        report.start(
-            len(unread) + len(found.files), sum(file.size for file in found.files)
-        )
-        for outcome in unread:
-            report.done(outcome)
-        sent = asyncio.run(_send(options, found.files, report.done, transport))
+        try:
+            found = imagefiles.find(options.paths)
+            _upload_found(options, found, report, done, transport)
+        except KeyboardInterrupt:
+            # NOTE: Ctrl-C: the files answered so far are summarised, as
+            #   always; the others were not, or may have been, stored.
+            interrupted = True
+    order = [path for path, _ in found.errors] + [file.path for file in found.files]
+    rank = {path: index for index, path in enumerate(order)}
+    outcomes.sort(key=lambda outcome: rank[outcome.path])
     result = upload.summary(
-        options.url, unread + sent, found.skipped, time.monotonic() - started
+        options.url, outcomes, found.skipped, time.monotonic() - started, interrupted
     )
+    if interrupted:
+        print('Interrupted.', file=sys.stderr)
     report.total(result['totals'])
     if output is not None:
         _write(output, result)
+    if interrupted:
+        return INTERRUPTED
     return 1 if result['totals']['failed'] else 0
+
+
+def _upload_found(options, found, report, done, transport):
+    unread = [upload.unreadable(path, why) for path, why in found.errors]
+    report.start(len(unread) + len(found.files), sum(file.size for file in found.files))
+    for outcome in unread:
+        done(outcome)
+    asyncio.run(_send(options, found.files, done, transport))
 
 
 async def _send(
@@ -178,7 +215,7 @@ async def _send(
         transport=transport,
     ) as client:
         retries = upload.Retries(options.retries, max_wait=options.max_wait)
-        uploader = upload.Uploader(client, retries)
+        uploader = upload.Uploader(client, retries, options.max_bytes)
         return await upload.upload_all(files, uploader, options.concurrency, done)
 
 
@@ -200,6 +237,19 @@ def _write(output: TextIO, result: dict[str, Any]) -> None:
     output.write('\n')
     if output is not sys.stdout:
         output.close()
+
+
+def _token(value: str) -> str | None:
+    # NOTE: A newline left by a file or a shell is dropped; anything else that
+    #   cannot go in a header is refused here, and never echoed: the message
+    #   says what is wrong, not what was given.
+    token = value.strip()
+    if not (token.isascii() and token.isprintable() and ' ' not in token):
+        raise argparse.ArgumentTypeError(
+            f'the token (--token or ${TOKEN_VARIABLE}, not shown) must be '
+            'printable ASCII, without spaces'
+        )
+    return token or None
 
 
 def _service_url(value: str) -> str:

@@ -1,10 +1,12 @@
 """Finding the files to upload: folders walked, images known by name or bytes.
 
-A file named on the command line is always taken: the server decides what it
-is. In a folder, a file is taken when its extension is an image's, or when its
-first bytes are an image format's signature; the others are skipped, and
-counted. Each file and each folder is visited once, however many paths or
-symbolic links lead to it, so that a link to a parent folder cannot loop.
+A regular file named on the command line is always taken: the server decides
+what it is. In a folder, a file is taken when its extension is an image's, or
+when its first bytes are an image format's signature; the others are skipped,
+and counted. Pipes, devices and sockets are never opened: named, they are an
+error; in a folder, skipped. Each file and each folder is visited once, however
+many paths or symbolic links lead to it, so that a link to a parent folder
+cannot loop.
 """
 
 import dataclasses
@@ -33,6 +35,7 @@ _ISO_BRANDS = frozenset(
     {b'avif', b'avis', b'heic', b'heix', b'heim', b'heis', b'hevc', b'mif1', b'msf1'}
 )
 _HEAD = 16
+NOT_REGULAR = 'Not a regular file'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +48,8 @@ class Candidate:
 
 @dataclasses.dataclass
 class Found:
-    """What the paths held: files to upload, files skipped, folders unread."""
+    """What the paths held: files to upload, files skipped, and errors: folders
+    that could not be read, and named paths that are not regular files."""
 
     files: list[Candidate] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
@@ -83,9 +87,20 @@ class _Finder:
         if key in self._files:
             return
         self._files.add(key)
-        image, size = _look(path)
-        if named or image:
-            self.found.files.append(Candidate(path, size))
+        try:
+            status = os.stat(path)
+            # NOTE: Only regular files are opened: a pipe would wait for a
+            #   writer, a device might never end, and neither is an image file.
+            special = not stat.S_ISREG(status.st_mode)
+            image = not special and (named or _looks_like_an_image_file(path))
+        except OSError:
+            # NOTE: Taken, so that its upload reports why it cannot be read.
+            self.found.files.append(Candidate(path, 0))
+            return
+        if image:
+            self.found.files.append(Candidate(path, status.st_size))
+        elif special and named:
+            self.found.errors.append((path, NOT_REGULAR))
         else:
             self.found.skipped.append(path)
 
@@ -115,21 +130,12 @@ class _Finder:
         self.found.errors.append((ex.filename, ex.strerror))
 
 
-def _look(path):
-    """Whether a folder's file is to be taken as an image, and its size."""
+def _looks_like_an_image_file(path):
+    if os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
+        return True
+    # NOTE: Non-blocking, in case a pipe has taken the file's place since.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        # NOTE: Non-blocking, so that opening a named pipe cannot hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        # NOTE: Taken, so that its upload reports why it cannot be read.
-        return True, 0
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            # NOTE: Pipes, sockets and devices are never images.
-            return False, 0
-        suffix = os.path.splitext(path)[1].lower()
-        image = suffix in IMAGE_SUFFIXES or looks_like_image(os.read(fd, _HEAD))
-        return image, status.st_size
+        return looks_like_image(os.read(fd, _HEAD))
     finally:
         os.close(fd)

@@ -6,6 +6,7 @@ from collections.abc import MutableMapping
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 
 import click
@@ -16,10 +17,25 @@ LOG_LEVELS = ('critical', 'error', 'warning', 'info', 'debug', 'trace')
 # NOTE: Where prometheus_client's multiprocess mode keeps each worker's
 #   metrics; it must be set, and the same, in every worker.
 METRICS_DIR = 'PROMETHEUS_MULTIPROC_DIR'
+# NOTE: As asgilook.asgi exits when a worker cannot start.
+STARTUP_FAILURE = 3
 
 
 def serve(options: argparse.Namespace, extra: list[str]) -> int:
-    """Run uvicorn until it stops; ``extra`` options are handed to it as is."""
+    """Run uvicorn until it stops; ``extra`` options are handed to it as is.
+
+    The settings are read first: if one is wrong, it is named, and uvicorn is
+    not started.
+    """
+    # NOTE: Checked here, because uvicorn's supervisor exits 0 when its
+    #   workers fail to start; imported here, to keep upload's start quick.
+    from .config import Config
+
+    try:
+        Config.for_service()
+    except ValueError as ex:
+        print(f'asgilook: {ex}', file=sys.stderr)
+        return STARTUP_FAILURE
     args = [APP, '--host', options.host, '--port', str(options.port)]
     args += ['--workers', str(options.workers)]
     if options.reload:

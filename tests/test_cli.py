@@ -1,10 +1,13 @@
 """The asgilook command: upload against a fake and a real service, and serve."""
 
+import asyncio
 import io
 import json
 import os
 import pathlib
 import runpy
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -244,7 +247,11 @@ def test_metrics_dir_left_alone(workers, environ, expected):
 
 
 @pytest.mark.parametrize('options', [[], ['--reload'], ['--log-level', 'debug']])
-def test_serve_passes_unknown_options_to_uvicorn(options, capsys):
+def test_serve_passes_unknown_options_to_uvicorn(
+    options, tmp_path, monkeypatch, capsys
+):
+    for name, value in _service_environ(tmp_path).items():
+        monkeypatch.setenv(name, value)
     assert cli.main(['serve', *options, '--no-such-option']) == 2
     assert 'No such option' in capsys.readouterr().err
 
@@ -427,3 +434,212 @@ def test_the_console_script(tight_service, tmp_path):
     [image] = json.loads(tight_service.request('GET', '/images')[2])
     assert image['size'] == [33, 22]
     assert decode(tight_service.request('GET', image['image'])[2]).size == (33, 22)
+
+
+# NOTE: What an adversarial review found; each test failed before its fix.
+
+
+@pytest.mark.parametrize('around', [('', '\n'), ('', '\r\n'), (' \t', '\r')])
+def test_whitespace_around_a_token_is_dropped(folder, monkeypatch, around):
+    monkeypatch.setenv(cli.TOKEN_VARIABLE, TOKEN.join(around))
+    service = FakeImageService()
+    assert _run(['upload', folder / 'a.png'], service) == 0
+    assert service.requests[0].headers['Authorization'] == f'Bearer {TOKEN}'
+
+
+@pytest.mark.parametrize(
+    'token', ['secret token', 'secret\ntoken', 'secret\x7ftoken', 'sécret-token']
+)
+@pytest.mark.parametrize('where', ['option', 'environment'])
+def test_a_token_unfit_for_a_header_is_a_usage_error(
+    folder, monkeypatch, capsys, token, where
+):
+    argv = ['upload', folder / 'a.png']
+    if where == 'option':
+        argv += ['--token', token]
+    else:
+        monkeypatch.setenv(cli.TOKEN_VARIABLE, token)
+    service = FakeImageService()
+    with pytest.raises(SystemExit) as raised:
+        _run(argv, service)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert 'usage: asgilook' in err
+    assert 'printable ASCII' in err
+    assert 'cret' not in err
+    assert service.requests == []
+
+
+def test_client_errors_never_show_what_was_sent(folder, tmp_path, capsys):
+    summary = tmp_path / 'summary.json'
+    # NOTE: h11's message for a header it refuses quotes the header.
+    refused = httpx.LocalProtocolError(f"Illegal header value b'Bearer {TOKEN}'")
+    service = FakeImageService(refused)
+    argv = ['upload', folder / 'a.png', '--token', TOKEN, '--json', summary]
+    assert _run(argv, service) == 1
+    err = capsys.readouterr().err
+    assert TOKEN not in err + summary.read_text()
+    [entry] = json.loads(summary.read_text())['files']
+    # NOTE: Not retried either: the same request would be refused again.
+    assert (entry['attempts'], entry['retried'], entry['status']) == (1, [], None)
+    assert entry['error']['title'] == 'LocalProtocolError'
+    assert f'{folder}/a.png: LocalProtocolError — The request' in err
+
+
+def test_pipes_and_devices_named_fail_unopened(folder, tmp_path):
+    os.mkfifo(tmp_path / 'pipe.jpg')
+    argv = [_console_script(), 'upload', tmp_path / 'pipe.jpg', '/dev/zero']
+    argv += [folder / 'a.png', '--url', f'http://127.0.0.1:{free_port()}']
+    # NOTE: A pipe once opened waited for a writer for ever; /dev/zero was
+    #   read until memory ran out.
+    done = subprocess.run(
+        [*map(str, argv), '--json', '-', '--retries', '0'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert f'{tmp_path}/pipe.jpg: Unreadable — Not a regular file' in lines
+    assert '/dev/zero: Unreadable — Not a regular file' in lines
+    result = json.loads(done.stdout)
+    assert [entry['path'] for entry in result['files']] == [
+        f'{tmp_path}/pipe.jpg',
+        '/dev/zero',
+        f'{folder}/a.png',
+    ]
+    assert result['files'][2]['error'] == {
+        'title': 'ConnectError',
+        'description': 'Could not connect to the service (Connection refused).',
+    }
+
+
+def test_files_over_max_bytes_are_refused_unread(folder, tmp_path, capsys):
+    big = folder / 'movie.jpg'
+    # NOTE: Sparse: one byte over the default limit, and no disk space.
+    with big.open('wb') as file:
+        file.truncate(64 * 2**20 + 1)
+    summary = tmp_path / 'summary.json'
+    service = FakeImageService()
+    assert _run(['upload', big, folder / 'a.png', '--json', summary], service) == 1
+    assert len(service.requests) == 1
+    assert service.requests[0].content.startswith(PNG_SIGNATURE)
+    err = capsys.readouterr().err
+    assert f'{big}: Too large — 67108865 bytes, more than --max-bytes' in err
+    result = json.loads(summary.read_text())
+    assert result['files'][0]['error'] == {
+        'title': 'Too large',
+        'description': '67108865 bytes, more than --max-bytes (67108864)',
+    }
+    assert result['totals']['stored'] == 1
+
+    service = FakeImageService()
+    assert _run(['upload', folder, '--max-bytes', 9], service) == 1
+    assert [len(request.content) for request in service.requests] == [9, 9]
+    assert f'{folder}/sub/b.png: Too large — 10 bytes' in capsys.readouterr().err
+
+
+def test_max_bytes_in_help(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(['upload', '--help'])
+    out = ' '.join(capsys.readouterr().out.split())
+    assert '--max-bytes N' in out
+    assert '(default: 67108864, 64 MiB;' in out
+    assert 'ASGI_LOOK_MAX_UPLOAD_BYTES' in out
+
+
+@pytest.mark.parametrize('error', [MemoryError(), RuntimeError(f'Bearer {TOKEN}')])
+def test_an_unexpected_error_fails_its_file_only(folder, capsys, error):
+    service = FakeImageService(error)
+    argv = ['upload', folder / 'a.png', folder / 'sub', '--json', '-']
+    assert _run([*argv, '--concurrency', 1], service) == 1
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    name = type(error).__name__
+    assert result['files'][0]['error'] == {
+        'title': name,
+        'description': 'An unexpected error in asgilook upload.',
+    }
+    assert result['files'][1]['result'] == 'stored'
+    assert f'{folder}/a.png: {name} — An unexpected error' in err
+    assert TOKEN not in out + err
+    assert 'Traceback' not in err
+
+
+def test_an_interrupted_run_ends_with_the_totals_so_far(folder, tmp_path, capsys):
+    service = FakeImageService()
+
+    async def interrupted(request):
+        if service.requests:
+            # NOTE: As Ctrl-C does; the answer never comes.
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(3600)
+        return service(request)
+
+    summary = tmp_path / 'summary.json'
+    argv = ['upload', str(folder), '--concurrency', '1', '--json', str(summary)]
+    assert cli.main(argv, transport=httpx.MockTransport(interrupted)) == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-2] == 'Interrupted.'
+    assert lines[-1].startswith('Stored 1, failed 0, skipped 1 (not images)')
+    result = json.loads(summary.read_text())
+    assert result['interrupted'] is True
+    assert [entry['path'] for entry in result['files']] == [f'{folder}/a.png']
+
+
+def test_ctrl_c_on_the_console_script(folder):
+    # NOTE: A server that takes a connection and never answers.
+    with socket.create_server(('127.0.0.1', 0)) as server:
+        url = f'http://127.0.0.1:{server.getsockname()[1]}'
+        process = subprocess.Popen(
+            [_console_script(), 'upload', str(folder), '--url', url, '--json', '-'],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        server.settimeout(30)
+        connection, _ = server.accept()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        connection.close()
+    assert process.returncode == 130, err
+    assert 'Traceback' not in err
+    lines = err.splitlines()
+    assert lines[0] == 'Files to upload: 3 (28 bytes)'
+    assert lines[-2] == 'Interrupted.'
+    assert lines[-1].startswith('Stored 0, failed 0, skipped 1 (not images)')
+    result = json.loads(out)
+    assert (result['interrupted'], result['files']) == (True, [])
+
+
+@pytest.mark.parametrize(
+    'image, url',
+    [
+        ({'image': '/images/1.jpeg'}, 'http://127.0.0.1:8000/images/1.jpeg'),
+        ({'image': 'http://[::1'}, 'http://[::1'),
+        ('Created', 'http://[::1'),
+    ],
+)
+def test_stored_whatever_the_location(folder, capsys, image, url):
+    stored = httpx.Response(201, json=image, headers={'Location': 'http://[::1'})
+    argv = ['upload', folder / 'a.png', '--json', '-']
+    assert _run(argv, FakeImageService(stored)) == 0
+    out, err = capsys.readouterr()
+    [entry] = json.loads(out)['files']
+    assert (entry['result'], entry['url'], entry['image']) == ('stored', url, image)
+    assert f'{folder}/a.png: stored {url}' in err
+
+
+@pytest.mark.parametrize('workers', ['1', '2'])
+def test_serve_refuses_a_bad_setting(tmp_path, monkeypatch, capsys, workers):
+    for name, value in _service_environ(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv('ASGI_LOOK_MAX_PIXELS', 'abc')
+    monkeypatch.delenv(serve.METRICS_DIR, raising=False)
+    argv = ['serve', '--workers', workers, '--port', str(free_port())]
+    monkeypatch.delitem(sys.modules, 'asgilook.asgi', raising=False)
+    assert cli.main(argv) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith('asgilook: ASGI_LOOK_MAX_PIXELS must be a whole number')
+    assert line.endswith("got 'abc'")
+    assert serve.METRICS_DIR not in os.environ

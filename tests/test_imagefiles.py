@@ -1,6 +1,7 @@
 """Finding the files asgilook upload sends: walks, sniffing, links, pipes."""
 
 import os
+import socket
 
 import pytest
 
@@ -112,3 +113,19 @@ def test_a_folder_that_cannot_be_listed_is_an_error(tmp_path):
     assert path.startswith(str(tmp_path / 'deep'))
     assert why == 'File name too long'
     assert deepest.startswith(path)
+
+
+def test_named_pipes_devices_and_sockets_are_errors_never_opened(tmp_path):
+    # NOTE: Opened, the pipe would wait for a writer for ever.
+    os.mkfifo(tmp_path / 'pipe.jpg')
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / 'socket.png'))
+        paths = [str(tmp_path / name) for name in ('pipe.jpg', 'socket.png')]
+        found = imagefiles.find([*paths, '/dev/zero'])
+        in_a_folder = imagefiles.find([str(tmp_path)])
+    assert found.errors == [
+        (path, 'Not a regular file') for path in [*paths, '/dev/zero']
+    ]
+    assert found.files == found.skipped == []
+    assert in_a_folder.skipped == paths
+    assert in_a_folder.files == in_a_folder.errors == []

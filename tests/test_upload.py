@@ -3,6 +3,8 @@ waits, one Idempotency-Key per file, and what each outcome says."""
 
 import asyncio
 import datetime
+import os
+import socket
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from asgilook.imagefiles import Candidate
 
 from .fakes import FakeImageService
 from .fakes import PNG_SIGNATURE
+from .servers import free_port
 
 BODY = PNG_SIGNATURE + b'pixels'
 UTC = datetime.UTC
@@ -61,7 +64,7 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def _upload(service, path, retries=None, sleeps=None):
+def _upload(service, path, retries=None, sleeps=None, **options):
     async def run():
         async with httpx.AsyncClient(
             base_url='http://asgilook.test', transport=httpx.MockTransport(service)
@@ -71,6 +74,7 @@ def _upload(service, path, retries=None, sleeps=None):
                 retries or upload.Retries(),
                 sleep=sleeps if sleeps is not None else Sleeps(),
                 jitter=lambda: 0.0,
+                **options,
             )
             return await uploader.upload(Candidate(str(path), 14))
 
@@ -166,12 +170,74 @@ def test_retries_run_out(image):
     assert service.images == {}
 
 
-def test_a_transport_error_without_a_message_is_named(image):
+def test_a_transport_error_is_named_and_described(image):
     outcome = _upload(
         FakeImageService(httpx.ReadError('')), image, upload.Retries(limit=0)
     )
     assert outcome.status is None
-    assert outcome.error == {'title': 'ReadError', 'description': 'ReadError'}
+    assert outcome.error == {
+        'title': 'ReadError',
+        'description': 'The connection broke before the answer came.',
+    }
+
+
+def _caused(error, cause):
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    'error, description',
+    [
+        (
+            _caused(
+                httpx.ConnectError('All connection attempts failed'),
+                ConnectionRefusedError(111, "Connect call failed ('10.0.0.1', 80)"),
+            ),
+            'Could not connect to the service (Connection refused).',
+        ),
+        (
+            _caused(
+                httpx.ConnectError('[Errno -2] Name or service not known'),
+                socket.gaierror(-2, 'Name or service not known'),
+            ),
+            'Could not connect to the service (Name or service not known).',
+        ),
+        (
+            _caused(httpx.ReadTimeout('Bearer secret'), OSError('Bearer secret')),
+            'Timed out waiting for the answer.',
+        ),
+        (httpx.ProxyError('Bearer secret'), 'The request failed.'),
+    ],
+)
+def test_client_errors_in_words_of_our_own(error, description):
+    assert upload.client_error(error) == {
+        'title': type(error).__name__,
+        'description': description,
+    }
+
+
+def test_a_cycle_of_causes_ends():
+    error = httpx.WriteError('Bearer secret')
+    error.__cause__ = ValueError()
+    error.__cause__.__cause__ = error
+    assert upload.client_error(error)['description'] == (
+        'The connection broke while the file was sent.'
+    )
+
+
+def test_connection_refused_by_a_real_socket(image):
+    async def run():
+        async with httpx.AsyncClient(base_url=f'http://127.0.0.1:{port}') as client:
+            uploader = upload.Uploader(client, upload.Retries(limit=0))
+            return await uploader.upload(Candidate(str(image), len(BODY)))
+
+    port = free_port()
+    outcome = asyncio.run(run())
+    assert outcome.error == {
+        'title': 'ConnectError',
+        'description': 'Could not connect to the service (Connection refused).',
+    }
 
 
 @pytest.mark.parametrize(
@@ -203,13 +269,45 @@ def test_other_refusals_are_final(image, answer):
 def test_an_answer_that_cannot_be_decoded_is_final(image):
     outcome = _upload(FakeImageService(httpx.DecodingError('bad gzip')), image)
     assert (outcome.attempts, outcome.retried, outcome.status) == (1, [], None)
-    assert outcome.error == {'title': 'DecodingError', 'description': 'bad gzip'}
+    assert outcome.error == {
+        'title': 'DecodingError',
+        'description': 'The answer could not be decoded.',
+    }
+
+
+def test_a_header_refused_is_final(image):
+    refused = httpx.LocalProtocolError("Illegal header value b'Bearer secret\\n'")
+    outcome = _upload(FakeImageService(refused), image)
+    assert (outcome.attempts, outcome.retried, outcome.status) == (1, [], None)
+    assert 'secret' not in outcome.error['description']
 
 
 def test_stored_without_json_or_location(image):
     outcome = _upload(FakeImageService(httpx.Response(201, text='Created')), image)
     assert outcome.stored
     assert (outcome.image, outcome.url) == (None, None)
+
+
+@pytest.mark.parametrize(
+    'headers, body, url',
+    [
+        ({}, {'image': '/images/1.jpeg'}, 'http://asgilook.test/images/1.jpeg'),
+        ({}, {'image': None}, None),
+        ({'Location': '/images/2.jpeg'}, {}, 'http://asgilook.test/images/2.jpeg'),
+        # NOTE: A Location that is no URL: the JSON's, else as it came.
+        (
+            {'Location': 'http://[::1'},
+            {'image': '/images/3.jpeg'},
+            'http://asgilook.test/images/3.jpeg',
+        ),
+        ({'Location': 'http://[::1'}, ['no', 'image'], 'http://[::1'),
+    ],
+)
+def test_where_an_image_was_stored(image, headers, body, url):
+    answer = httpx.Response(201, json=body, headers=headers)
+    outcome = _upload(FakeImageService(answer), image)
+    assert outcome.stored
+    assert (outcome.image, outcome.url) == (body, url)
 
 
 def test_a_file_that_cannot_be_read(tmp_path):
@@ -223,6 +321,28 @@ def test_a_file_that_cannot_be_read(tmp_path):
         'description': 'No such file or directory',
     }
     assert service.requests == []
+
+
+def test_a_pipe_in_place_of_a_file_is_never_read(tmp_path):
+    # NOTE: As if a file found a moment ago had been replaced by a pipe.
+    os.mkfifo(tmp_path / 'image.png')
+    service = FakeImageService()
+    outcome = _upload(service, tmp_path / 'image.png')
+    assert outcome.error == {'title': 'Unreadable', 'description': 'Not a regular file'}
+    assert service.requests == []
+
+
+@pytest.mark.parametrize('extra, sent', [(0, True), (1, False)])
+def test_max_bytes(image, extra, sent):
+    service = FakeImageService()
+    outcome = _upload(service, image, max_bytes=len(BODY) - extra)
+    assert outcome.stored == sent
+    assert [request.content for request in service.requests] == [BODY] * sent
+    if not sent:
+        assert outcome.error == {
+            'title': 'Too large',
+            'description': '14 bytes, more than --max-bytes (13)',
+        }
 
 
 def test_upload_all_keeps_to_its_connections(tmp_path):
