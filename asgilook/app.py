@@ -3,6 +3,9 @@ import falcon.asgi
 from . import auth
 from . import backends
 from . import errors
+from . import metrics
+from . import timing
+from .access import AccessLog
 from .cache import RedisCache
 from .config import Config
 from .cors import CORS
@@ -15,6 +18,9 @@ from .health import Readiness
 from .images import CanonicalUUID
 from .images import Images
 from .images import Thumbnails
+from .metrics import Metrics
+from .metrics import MetricsResource
+from .observer import Observer
 from .openapi import OpenAPI
 from .pages import Gallery
 from .pages import Home
@@ -27,10 +33,15 @@ def create_app(config=None):
     """Build every object of the service, and wire them into one ASGI app."""
     config = config or Config()
     workers = config.workers_factory(config)
+    # NOTE: Index and file calls are timed, for Server-Timing.
     store = Store(
         config,
-        backend=config.backend_from_url(config.database_url),
-        blobs=config.blobs_from_url(config.blobs_url, config, workers),
+        backend=timing.TimedCalls(
+            config.backend_from_url(config.database_url), 'index'
+        ),
+        blobs=timing.TimedCalls(
+            config.blobs_from_url(config.blobs_url, config, workers), 'files'
+        ),
         workers=workers,
     )
     redis = FailOpenRedis(config)
@@ -41,11 +52,16 @@ def create_app(config=None):
     thumbnails = Thumbnails(store)
     gallery = Gallery(config)
 
+    observed = Metrics(config.metrics_registry, config.prometheus_multiproc_dir)
+    access_log = AccessLog(config.access_log) if config.access_log != 'off' else None
+
     # NOTE: CORS before the cache: its headers are added after an answer is
     #   cached (and to every replay), never kept in an entry for all origins.
+    #   The observer first of all: it sees every response last (observer.py).
     cors = [CORS(config.cors_origins)] if config.cors_origins else []
     app = falcon.asgi.App(
         middleware=[
+            Observer(observed, access_log),
             *cors,
             StoreLifespan(store, config.sweep_interval),
             cache,
@@ -56,6 +72,9 @@ def create_app(config=None):
     app.router_options.converters['uuid'] = CanonicalUUID
     app.set_error_serializer(errors.serialize)
     app.add_error_handler(errors.AsgilookError, errors.handle)
+    app.add_error_handler(
+        errors.UploadError, metrics.counting_rejections(errors.handle)
+    )
     app.add_error_handler(backends.driver_errors(), errors.handle_index)
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
@@ -69,5 +88,6 @@ def create_app(config=None):
     app.add_route('/', Home(config))
     app.add_route('/gallery', gallery)
     app.add_route('/gallery/{name}', gallery, suffix='asset')
+    app.add_route('/metrics', MetricsResource(observed))
 
     return app
