@@ -165,9 +165,8 @@ class Metrics:
         self.redis_failures = counter(
             'asgilook_redis_failures', 'Redis commands that failed or timed out.'
         )
-        # NOTE: Defined for the event stream still to come; nothing sets it yet.
         self.sse_clients = gauge(
-            'asgilook_sse_clients', 'Clients connected to the event stream.'
+            'asgilook_sse_clients', 'Event streams (GET /events) open now.'
         )
 
     def activate(self) -> None:
@@ -280,6 +279,13 @@ def refused(gate: str) -> None:
     metrics = _current.get()
     if metrics is not None:
         metrics.refused.labels(gate).inc()
+
+
+def sse_clients(change: int) -> None:
+    """One more (1) or one fewer (-1) event stream is open."""
+    metrics = _current.get()
+    if metrics is not None:
+        metrics.sse_clients.inc(change)
 
 
 def redis_state(up: bool) -> None:

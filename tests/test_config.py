@@ -361,6 +361,8 @@ def test_events_keepalive(tmp_path):
     assert Config(environ).events_keepalive == 5.0
     with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
         Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '0'})
+
+
 def test_a_choice_names_what_it_takes(tmp_path):
     environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_ACCESS_LOG': 'on'}
     with pytest.raises(ValueError) as raised:

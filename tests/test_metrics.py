@@ -321,8 +321,21 @@ def test_jobs_waiting_for_admission_and_refused():
     assert seen == [(1, 0), (1, 1), (0, 1)]
 
 
-def test_the_event_stream_gauge_is_there_before_the_event_stream(client):
-    assert ('asgilook_sse_clients', ()) in scrape(client)
+def test_open_event_streams_are_counted(config):
+    config.events_keepalive = 0.05
+    app = create_app(config)
+
+    async def open_one():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            before = await conductor.simulate_get('/metrics')
+            async with conductor.simulate_get_stream('/events') as stream:
+                assert b'asgilook events' in await stream.stream.read()
+                during = await conductor.simulate_get('/metrics')
+            after = await conductor.simulate_get('/metrics')
+        return [parse(resp.text) for resp in (before, during, after)]
+
+    counts = falcon.async_to_sync(open_one)
+    assert [value(samples, 'asgilook_sse_clients') for samples in counts] == [0, 1, 0]
 
 
 def test_a_registry_of_ones_own(config):
@@ -370,6 +383,7 @@ def test_outside_a_request_nothing_is_recorded():
     metrics.refused('images')
     metrics.redis_state(True)
     metrics.redis_failure()
+    metrics.sse_clients(1)
 
     async def handle(req, resp, ex, params):
         raise falcon.HTTPBadRequest()
