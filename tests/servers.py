@@ -151,6 +151,7 @@ class Service:
     def _collect(self, timeout):
         self.process.wait(timeout=timeout)
         self._reader.join(timeout=timeout)
+        self.process.stdout.close()
         self.output = b''.join(self._chunks).decode()
 
     def stop(self):
