@@ -19,6 +19,9 @@ requirements = [
     'pebble>=5.0',
     # NOTE: 13.0.0 fixes a critical overflow in the JPEG decoder.
     'Pillow>=13.0.0',
+    # NOTE: The Prometheus project's own client: /metrics, and the
+    #   multiprocess mode that adds up uvicorn's worker processes.
+    'prometheus-client>=0.20',
     # NOTE: redis.asyncio is the maintained successor of aioredis, which no
     #   longer imports on Python 3.11+; aclose() needs redis 5.
     'redis>=5.0.1',

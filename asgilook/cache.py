@@ -24,13 +24,15 @@ import falcon.asgi
 import msgpack
 
 from . import conditional
+from . import metrics
 from .failopen import FailOpenRedis
 from .failopen import Unavailable
 
 logger = logging.getLogger(__name__)
 
-# NOTE: Headers an entry does not keep: the server and Falcon set them anew.
-_NOT_REPLAYED = frozenset({'content-length', 'date', 'server'})
+# NOTE: Headers an entry does not keep: the server and Falcon set them anew,
+#   and Server-Timing tells of the request that answers, not of the one stored.
+_NOT_REPLAYED = frozenset({'content-length', 'date', 'server', 'server-timing'})
 _ENTRY_VERSION = 2
 # NOTE: A parameter in a route's URI template: {name} or {name:converter}.
 _PARAMETER = re.compile(r'\{(\w+)(?::[^}]*)?\}')
@@ -258,6 +260,7 @@ class RedisCache:
             waited += self.LOCK_POLL_INTERVAL
             data = await self._redis.call('get', key)
             if data is not None:
+                metrics.joined('redis')
                 return data
             if not await self._redis.call('exists', lock_key):
                 return None

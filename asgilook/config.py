@@ -8,6 +8,7 @@ import uuid
 import PIL.ImageColor
 import redis.asyncio
 
+from . import access
 from . import backends
 from . import blobs
 from .workers import ImageWorkers
@@ -42,6 +43,7 @@ class Config:
     DEFAULT_READINESS_TIMEOUT = 2.0
     DEFAULT_EVENTS_KEEPALIVE = 15.0
     MIN_TOKEN_LENGTH = 16
+    DEFAULT_ACCESS_LOG = 'text'
 
     # NOTE: Factories for the collaborators create_app builds; tests and
     #   embedders replace them (as the tutorial does redis_from_url).
@@ -119,6 +121,17 @@ class Config:
         self.cache_max_entry_bytes = env.integer(
             'ASGI_LOOK_CACHE_MAX_ENTRY_BYTES', self.DEFAULT_CACHE_MAX_ENTRY_BYTES
         )
+        self.access_log = env.choice(
+            'ASGI_LOOK_ACCESS_LOG', self.DEFAULT_ACCESS_LOG, access.FORMATS
+        )
+        # NOTE: prometheus-client's own variable, which it reads when imported:
+        #   where every worker process keeps its metrics, for /metrics to add
+        #   up. Unset, each app keeps its metrics in metrics_registry (None:
+        #   a registry of its own, made by create_app).
+        self.prometheus_multiproc_dir = env.optional_directory(
+            'PROMETHEUS_MULTIPROC_DIR'
+        )
+        self.metrics_registry = None
         # NOTE: How long one request may hold the right to render what others
         #   wait for, how long the others wait for it at most, and how often
         #   the storage is swept for crash leftovers.
@@ -342,6 +355,16 @@ class _Environment:
                 f'{name} must be a positive number of seconds, got {raw!r}'
             )
         return value
+
+    def choice(self, name, default, allowed):
+        raw = self._environ.get(name, default)
+        if raw.lower() not in allowed:
+            raise ValueError(f'{name} must be one of {", ".join(allowed)}, got {raw!r}')
+        return raw.lower()
+
+    def optional_directory(self, name):
+        raw = self._environ.get(name) or None
+        return None if raw is None else str(self.directory(name, raw))
 
     def database_url(self, name):
         url = self._environ.get(name) or None

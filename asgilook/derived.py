@@ -14,6 +14,7 @@ from typing import Any
 
 from . import errors
 from . import imaging
+from . import metrics
 from .blobs import Blobs
 from .blobs import DERIVED
 from .image import Image
@@ -59,6 +60,8 @@ class DerivedImages:
             render = asyncio.ensure_future(self._render(image, size, ext))
             self._renders[key] = render
             render.add_done_callback(lambda _: self._renders.pop(key, None))
+        else:
+            metrics.joined('process')
         return await asyncio.shield(render)
 
     async def _render(self, image, size, ext):
@@ -80,6 +83,7 @@ class DerivedImages:
                     f'The image could not be rendered now ({ex.description}).',
                     retry_after=RETRY_AFTER,
                 ) from ex
+        metrics.rendered(ext)
         try:
             await self._blobs.write(kept, rendered)
         except (errors.StorageFull, errors.StorageUnavailable) as ex:

@@ -20,6 +20,7 @@ import falcon
 import falcon.asgi
 from falcon.asgi import SSEvent
 
+from . import metrics
 from .failopen import _REDIS_ERRORS
 from .failopen import FailOpenRedis
 from .failopen import redacted
@@ -149,6 +150,7 @@ class EventHub:
         client = _Client(self.CLIENT_QUEUE)
         self._clients.add(client)
         replay = self._since(anchor)
+        metrics.sse_clients(1)
         try:
             yield SSEvent(retry=self.RECONNECT_MS, comment='asgilook events')
             for event in replay:
@@ -165,6 +167,7 @@ class EventHub:
                 yield event
         finally:
             self._clients.discard(client)
+            metrics.sse_clients(-1)
 
     def _since(self, anchor):
         """The backlog after ``anchor`` (all of it: after nothing)."""

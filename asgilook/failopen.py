@@ -16,6 +16,9 @@ import urllib.parse
 
 import redis.exceptions
 
+from . import metrics
+from . import timing
+
 logger = logging.getLogger(__name__)
 
 # NOTE: What a Redis client raises when the server is gone, slow or confused:
@@ -47,6 +50,8 @@ class FailOpenRedis:
         self.absent = not config.redis_enabled
 
         self._failures = 0
+        # NOTE: None until the first command: the gauge is set on changes only.
+        self._up: bool | None = None
         self.retry_at = 0.0
         self._marked_at = -1.0
 
@@ -62,6 +67,7 @@ class FailOpenRedis:
             async with asyncio.timeout(self._config.redis_timeout):
                 result = await self._send(command, *args, **kwargs)
         except _REDIS_ERRORS as ex:
+            metrics.redis_failure()
             # NOTE: Calls that were on their way when Redis went are one
             #   failure, not one each: the backoff grows per retry window.
             if started >= self._marked_at:
@@ -72,13 +78,14 @@ class FailOpenRedis:
         return result
 
     async def _send(self, command, *args, **kwargs):
-        try:
-            return await getattr(self._client, command)(*args, **kwargs)
-        except redis.exceptions.ConnectionError:
-            # NOTE: A pooled connection from before a Redis restart fails
-            #   once; a fresh one (the pool makes it) decides. Every command
-            #   we send is safe to send twice.
-            return await getattr(self._client, command)(*args, **kwargs)
+        with timing.measure('cache'):
+            try:
+                return await getattr(self._client, command)(*args, **kwargs)
+            except redis.exceptions.ConnectionError:
+                # NOTE: A pooled connection from before a Redis restart fails
+                #   once; a fresh one (the pool makes it) decides. Every
+                #   command we send is safe to send twice.
+                return await getattr(self._client, command)(*args, **kwargs)
 
     async def ping(self) -> bool:
         """Whether Redis answers now."""
@@ -110,6 +117,9 @@ class FailOpenRedis:
             pass
 
     def _mark_down(self, ex: BaseException) -> None:
+        if self._up is not False:
+            self._up = False
+            metrics.redis_state(False)
         if not self._failures:
             logger.warning(
                 'Redis at %s is not answering (%s: %s); serving every response '
@@ -124,6 +134,9 @@ class FailOpenRedis:
         self._failures += 1
 
     def _mark_up(self) -> None:
+        if not self._up:
+            self._up = True
+            metrics.redis_state(True)
         if self._failures:
             logger.info(
                 'Redis at %s answers again; caching resumed',

@@ -1,4 +1,10 @@
-"""Pillow work as plain functions: bytes in, bytes out, no I/O and no asyncio."""
+"""Pillow work as plain functions: bytes in, bytes out, no I/O and no asyncio.
+
+Each stage (``decode``, ``resize``, ``encode``) is timed with
+:class:`~asgilook.timing.stage`, which notes durations only when the job runs
+under :func:`~asgilook.timing.collect` (in a worker process), and costs
+nothing to speak of otherwise.
+"""
 
 import base64
 import dataclasses
@@ -13,6 +19,7 @@ import PIL.ImageOps
 
 from . import errors
 from . import structure
+from . import timing
 from .records import Description
 
 # NOTE: Only these decoders ever see an upload. Everything else Pillow could
@@ -85,11 +92,15 @@ def convert_to_jpeg(data: bytes, policy: Policy = Policy()) -> Converted:
     onto the background; no metadata survives.
     """
     with open_image(data, policy.max_pixels) as image:
-        frames = _decode(image, lambda: count_frames(image))
-        rgb = _decode(image, lambda: to_srgb(image, policy.background))
-    jpeg = encode(rgb, 'JPEG', policy.quality)
+        source = image.format
+        with timing.stage('decode', source):
+            frames = _decode(image, lambda: count_frames(image))
+            rgb = _decode(image, lambda: to_srgb(image, policy.background))
+    with timing.stage('encode', 'JPEG'):
+        jpeg = encode(rgb, 'JPEG', policy.quality)
     # NOTE: Both are read off a 16-pixel copy: the full image can be huge.
-    tiny = _tiny(rgb)
+    with timing.stage('resize', source):
+        tiny = _tiny(rgb)
     width, height = rgb.size
     return Converted(
         jpeg,
@@ -151,7 +162,9 @@ def render_thumbnail(
     data: bytes, size: tuple[int, int], quality: int = 85, ext: str = 'jpeg'
 ) -> bytes:
     """Scale a stored JPEG to exactly ``size``, in the format of ``ext``."""
-    return encode(scale(data, size), THUMBNAIL_FORMATS[ext], quality)
+    scaled = scale(data, size)
+    with timing.stage('encode', THUMBNAIL_FORMATS[ext]):
+        return encode(scaled, THUMBNAIL_FORMATS[ext], quality)
 
 
 def scale(data: bytes, size: tuple[int, int]) -> PIL.Image.Image:
@@ -160,9 +173,12 @@ def scale(data: bytes, size: tuple[int, int]) -> PIL.Image.Image:
         # NOTE: The decoder skips detail we are about to throw away: it
         #   decodes at the smallest DCT scale (1/2, 1/4, 1/8) above size.
         image.draft('RGB', size)
-        return image.convert('RGB').resize(
-            size, RESAMPLING['filter'], reducing_gap=RESAMPLING['reducing_gap']
-        )
+        with timing.stage('decode', 'JPEG'):
+            decoded = image.convert('RGB')
+        with timing.stage('resize', 'JPEG'):
+            return decoded.resize(
+                size, RESAMPLING['filter'], reducing_gap=RESAMPLING['reducing_gap']
+            )
 
 
 def recipe(ext: str, quality: int) -> str:

@@ -38,6 +38,9 @@ def serve(options: argparse.Namespace, extra: list[str]) -> int:
         return STARTUP_FAILURE
     args = [APP, '--host', options.host, '--port', str(options.port)]
     args += ['--workers', str(options.workers)]
+    # NOTE: The service logs every request itself (ASGI_LOOK_ACCESS_LOG);
+    #   uvicorn's --access-log, given after, brings its own lines back.
+    args.append('--no-access-log')
     if options.reload:
         args.append('--reload')
     if options.log_level:

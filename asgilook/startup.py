@@ -45,6 +45,21 @@ def changed_limits(config: Any) -> dict[str, Any]:
     return changed
 
 
+def show_service_logs() -> None:
+    """Make the service's own log lines seen where nothing else would.
+
+    uvicorn's default logging configures its own loggers only; the lines of
+    ``asgilook`` (what it runs on, Redis going away, leftovers swept) would
+    be lost below WARNING. Configured logging (``--log-config``) is left as
+    it is.
+    """
+    if not logger.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter('%(levelname)-9s %(message)s'))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 class StartupReport:
     """Falcon middleware that says, once the app has started, what it runs on."""
 

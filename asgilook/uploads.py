@@ -8,6 +8,7 @@ import falcon.asgi
 import falcon.media
 
 from . import errors
+from . import timing
 
 _FORM = 'multipart/form-data'
 _FORMS = falcon.media.MultipartFormHandler()
@@ -17,7 +18,8 @@ async def read_upload(
     req: falcon.asgi.Request, max_bytes: int, timeout: float, idle: float | None = None
 ) -> bytes:
     """Return the uploaded file: the raw body, or a form's one file part."""
-    body = await read_body(req, max_bytes, timeout, idle)
+    with timing.measure('body'):
+        body = await read_body(req, max_bytes, timeout, idle)
     if not (req.content_type or '').lower().startswith(_FORM):
         return body
 

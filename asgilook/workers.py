@@ -15,11 +15,14 @@ import contextlib
 import ctypes
 import multiprocessing
 import threading
+import time
 from typing import Any
 
 import pebble
 
 from . import errors
+from . import metrics
+from . import timing
 
 RETRY_AFTER = 1
 # NOTE: Seconds without image work after which the workers are ended.
@@ -35,9 +38,16 @@ class Gate:
     """
 
     def __init__(
-        self, capacity: int, busy: str, wait: float = 0.0, queue: int | None = None
+        self,
+        capacity: int,
+        busy: str,
+        wait: float = 0.0,
+        queue: int | None = None,
+        name: str | None = None,
     ) -> None:
         self.capacity = capacity
+        # NOTE: What metrics call it (uploads, images).
+        self.name = name or busy
         self.admitted = 0
         self._busy = busy
         self._wait = wait
@@ -69,6 +79,8 @@ class Gate:
         turn = asyncio.get_running_loop().create_future()
         entry = (weight, turn)
         self._waiting.append(entry)
+        metrics.waiting(self.name, 1)
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._wait):
                 await turn
@@ -83,6 +95,9 @@ class Gate:
             if isinstance(ex, TimeoutError):
                 raise self._overloaded(waited=True) from None
             raise
+        finally:
+            metrics.waiting(self.name, -1)
+            timing.add('queue', time.perf_counter() - started)
 
     def _wake(self):
         while self._waiting and self.admitted + self._waiting[0][0] <= self.capacity:
@@ -94,6 +109,7 @@ class Gate:
             turn.set_result(None)
 
     def _overloaded(self, waited):
+        metrics.refused(self.name)
         waited = f'waited {self._wait:g} s; ' if waited else ''
         return errors.Overloaded(
             f'Too many {self._busy} at once; {waited}retry in {RETRY_AFTER} s.',
@@ -127,7 +143,7 @@ class ImageWorkers:
             max_workers, thread_name_prefix='asgilook-files'
         )
         self._processes: pebble.ProcessPool | None = None
-        self._gate = Gate(memory, 'images being processed', wait, max_queue)
+        self._gate = Gate(memory, 'images being processed', wait, max_queue, 'images')
         self._jobs = 0
         self._idle: asyncio.TimerHandle | None = None
 
@@ -151,14 +167,18 @@ class ImageWorkers:
         ``func`` and its arguments must pickle (module-level functions,
         bytes, dataclasses). Raises :class:`~asgilook.errors.ImageTooSlow`
         past the deadline, :class:`~asgilook.errors.CorruptImage` if the
-        worker died (a decoder crashed, or was killed for its memory).
+        worker died (a decoder crashed, or was killed for its memory). The
+        stages it times (``timing.stage``) come back with its result, and
+        are added to the request's timing and metrics here.
         """
         if self._processes is None:
             self._processes = self.start_pool(self._max_workers)
-        job = self._processes.schedule(func, args, timeout=self._deadline)
+        job = self._processes.schedule(
+            timing.collect, (func, *args), timeout=self._deadline
+        )
         self._started()
         try:
-            return await asyncio.wrap_future(job)
+            measured = await asyncio.wrap_future(job)
         except concurrent.futures.TimeoutError as ex:
             raise errors.ImageTooSlow(
                 f'The image took longer than {self._deadline:g} seconds to '
@@ -180,6 +200,10 @@ class ImageWorkers:
             # NOTE: A request that went away takes its job with it.
             job.cancel()
             self._finished()
+        for name, _, seconds in measured.stages:
+            timing.add(name, seconds)
+        metrics.image_work(measured.stages)
+        return measured.result
 
     def _started(self):
         self._jobs += 1

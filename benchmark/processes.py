@@ -166,6 +166,8 @@ class Processes:
         env = dict(
             os.environ,
             ASGI_LOOK_STORAGE_PATH=str(storage),
+            # NOTE: asgilook's own access log, as uvicorn's below.
+            ASGI_LOOK_ACCESS_LOG='off',
             PYTHONPATH=str(ROOT),
             **environ,
         )

@@ -131,6 +131,8 @@ class Service:
         }
         self.process = None
         self.output = ''
+        self._chunks = []
+        self._reader = None
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=str(self.ROOT), **self.environ)
@@ -145,18 +147,32 @@ class Service:
             # NOTE: Its own process group, so that kill() reaches every worker.
             start_new_session=True,
         )  # fmt: skip
+        # NOTE: Read all along: a service that logs every request would
+        #   otherwise fill the pipe, and block, after a few hundred.
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         wait_for(self._answers, what='uvicorn to answer')
         return self
 
+    def _read_output(self):
+        for chunk in iter(lambda: self.process.stdout.read1(65536), b''):
+            self._chunks.append(chunk)
+
+    def _collect(self, timeout):
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        self.process.stdout.close()
+        self.output = b''.join(self._chunks).decode()
+
     def stop(self):
         self.process.terminate()
-        self.output = self.process.communicate(timeout=20)[0].decode()
+        self._collect(20)
         return self.process.returncode
 
     def kill(self):
         """kill -9 the server and all its workers, mid-whatever."""
         os.killpg(self.process.pid, signal.SIGKILL)
-        self.output = self.process.communicate(timeout=10)[0].decode()
+        self._collect(10)
 
     def _answers(self):
         try:

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import runpy
 import signal
 import socket
@@ -319,6 +320,9 @@ def test_serve_several_workers_with_a_metrics_dir(tmp_path):
     assert process.returncode == 0, output
     assert 'Started parent process' in output
     assert not metrics.exists()
+    # NOTE: One access log, the service's, not uvicorn's too.
+    assert re.search(r'^GET /images 200 2B [\d.]+ms Bypass$', output, re.MULTILINE)
+    assert '"GET /images HTTP/1.1" 200' not in output
 
 
 def _answers(port):

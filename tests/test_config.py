@@ -37,6 +37,9 @@ def test_defaults(tmp_path, monkeypatch):
     assert config.upload_idle_timeout == 10
     assert config.max_uploads == 16
     assert config.database_url is None
+    assert config.access_log == 'text'
+    assert config.prometheus_multiproc_dir is None
+    assert config.metrics_registry is None
 
 
 def test_tutorial_class_attributes():
@@ -66,6 +69,8 @@ def test_environment_overrides(tmp_path):
             'ASGI_LOOK_IMAGE_MEMORY_MB': '64',
             'ASGI_LOOK_QUEUE_TIMEOUT': '3',
             'ASGI_LOOK_MAX_UPLOADS': '2',
+            'ASGI_LOOK_ACCESS_LOG': 'JSON',
+            'PROMETHEUS_MULTIPROC_DIR': str(tmp_path),
         }
     )
 
@@ -87,6 +92,8 @@ def test_environment_overrides(tmp_path):
     assert config.image_memory == 64 * 2**20
     assert config.queue_timeout == 3
     assert config.max_uploads == 2
+    assert config.access_log == 'json'
+    assert config.prometheus_multiproc_dir == str(tmp_path)
 
 
 def test_reads_os_environ_by_default(tmp_path, monkeypatch):
@@ -138,6 +145,8 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_REDIS_URL', 'redis://localhost?socket_timeout=abc'),
         ('ASGI_LOOK_DATABASE_URL', 'postgresql://look:Pa55#w0rd@x@host/look'),
         ('ASGI_LOOK_IMAGE_WORKERS', '5000'),
+        ('ASGI_LOOK_ACCESS_LOG', 'yaml'),
+        ('PROMETHEUS_MULTIPROC_DIR', '/dev/null/metrics'),
     ],
 )
 def test_bad_values_fail_at_startup(tmp_path, name, value):
@@ -352,3 +361,12 @@ def test_events_keepalive(tmp_path):
     assert Config(environ).events_keepalive == 5.0
     with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
         Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '0'})
+
+
+def test_a_choice_names_what_it_takes(tmp_path):
+    environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_ACCESS_LOG': 'on'}
+    with pytest.raises(ValueError) as raised:
+        Config(environ=environ)
+    assert str(raised.value) == (
+        "ASGI_LOOK_ACCESS_LOG must be one of text, json, off, got 'on'"
+    )

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import falcon.testing
 import pytest
 
 from asgilook import blobs as blobs_package
+from asgilook import startup
 from asgilook.app import create_app
 
 from .fakes import FlakyRedis
@@ -93,3 +95,32 @@ def test_a_bad_setting_stops_the_service_with_one_line(tmp_path, workers):
         "asgilook: ASGI_LOOK_MAX_PIXELS must be a whole number of at least 1, got 'abc'"
     }
     assert 'Traceback' not in result.stderr
+
+
+def test_the_service_shows_its_own_lines(tmp_path):
+    service = Service(tmp_path / 'images').start()
+    assert service.stop() in (0, -signal.SIGTERM), service.output
+
+    lines = service.output.splitlines()
+    [report] = [line for line in lines if 'asgilook: storage' in line]
+    assert report.startswith('INFO ')
+    assert f'storage {tmp_path / "images"}; index sqlite://' in report
+    assert any(
+        line.startswith('WARNING') and 'no ASGI_LOOK_API_TOKENS' in line
+        for line in lines
+    )
+
+
+def test_configured_logging_is_left_alone(monkeypatch):
+    service_logger = logging.getLogger('asgilook')
+    # NOTE: As under uvicorn's defaults: no handler anywhere above it.
+    monkeypatch.setattr(logging.getLogger(), 'handlers', [])
+    monkeypatch.setattr(service_logger, 'handlers', [])
+    monkeypatch.setattr(service_logger, 'level', logging.NOTSET)
+
+    startup.show_service_logs()
+    [handler] = service_logger.handlers
+    assert service_logger.level == logging.INFO
+
+    startup.show_service_logs()
+    assert service_logger.handlers == [handler]
