@@ -219,6 +219,17 @@ def masked(url: str) -> str:
     return f'{parts.scheme}://{netloc}{parts.path}' + (f'?{query}' if query else '')
 
 
+def _bucket_part(url: str) -> str:
+    """An object storage URL without its user part and query, where a key or
+    a password may have been put (encoded, too)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return '(a value that does not parse as a URL, not shown)'
+    host = parts.netloc.rpartition('@')[2]
+    return f'{parts.scheme}://{host}{parts.path}' + ('?…' if parts.query else '')
+
+
 def _unparsable(ex: Exception) -> str:
     # NOTE: Not the parser's message: it quotes the part it choked on, which
     #   may be a password.
@@ -394,11 +405,7 @@ class _Environment:
                 blobs.check_url(url)
             except ValueError as ex:
                 reason = str(ex).replace(repr(url), 'it')
-                # NOTE: Nothing secret belongs in it, but a password may be put
-                #   in its endpoint all the same: then its query is left out.
-                shown = masked(url)
-                if '@' in urllib.parse.urlsplit(url).query:
-                    shown = shown.partition('?')[0] + '?…'
+                shown = _bucket_part(url)
                 raise ValueError(
                     f'{name} must be s3://bucket/prefix?endpoint=…&region=…, or unset '
                     f'for the storage directory, got {shown!r} ({reason})'

@@ -80,6 +80,11 @@ def test_the_url_is_read_from_the_environment(tmp_path):
         ('s3://images?endpoint=minio:9000', 'endpoint must be'),
         ('s3://images?endpoint=http://minio:port', 'endpoint must be'),
         ('s3://images?endpoint=http://me:hunter2-secret@minio', 'credentials do'),
+        (
+            's3://images?endpoint=http%3A%2F%2Fme%3Ahunter2-secret%40minio%3A9000',
+            'credentials do',
+        ),
+        ('s3://[::1', 'Invalid IPv6'),
         ('s3://images?create=maybe', 'create must be true or false'),
         ('s3://images?timeout=0', 'timeout must be'),
         ('s3://images?timeout=never', 'timeout must be'),
@@ -92,6 +97,7 @@ def test_a_bad_url_stops_the_service(tmp_path, url, reason):
         Config(environ=environ)
     assert reason in str(raised.value)
     assert 'hunter2-secret' not in str(raised.value)
+    assert 'AKIAEXAMPLE' not in str(raised.value)
 
 
 def test_s3_needs_its_client(tmp_path, monkeypatch):
