@@ -154,7 +154,7 @@ class Config:
         self.public_url = env.public_url('ASGI_LOOK_PUBLIC_URL')
         self.cors_origins = env.origins('ASGI_LOOK_CORS_ORIGINS')
         # NOTE: How long an idle event stream waits before a keep-alive.
-        self.events_keepalive = env.seconds(
+        self.events_keepalive = env.keepalive(
             'ASGI_LOOK_EVENTS_KEEPALIVE', self.DEFAULT_EVENTS_KEEPALIVE
         )
 
@@ -353,6 +353,16 @@ class _Environment:
         if not 0 < value < math.inf:
             raise ValueError(
                 f'{name} must be a positive number of seconds, got {raw!r}'
+            )
+        return value
+
+    def keepalive(self, name, default):
+        value = self.seconds(name, default)
+        # NOTE: Below a second, a flood of pings to every open stream; above
+        #   five minutes, proxies close idle streams first.
+        if not 1 <= value <= 300:
+            raise ValueError(
+                f'{name} must be between 1 and 300 seconds, got {self._environ[name]!r}'
             )
         return value
 

@@ -359,8 +359,10 @@ def test_events_keepalive(tmp_path):
         'ASGI_LOOK_EVENTS_KEEPALIVE': '5',
     }
     assert Config(environ).events_keepalive == 5.0
-    with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
-        Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '0'})
+    assert Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '1'}).events_keepalive == 1
+    for raw in ('0', '0.0001', '0.999', '301', 'soon'):
+        with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
+            Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': raw})
 
 
 def test_a_choice_names_what_it_takes(tmp_path):

@@ -449,7 +449,7 @@ def services():
     def start(storage, *args, **environ):
         # NOTE: A closed stream is noticed at its next keep-alive: soon, so
         #   that the services stop at once.
-        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '0.2')
+        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '1')
         started.append(Service(storage, *args, **environ).start())
         return started[-1]
 
