@@ -230,7 +230,23 @@ def _port(url: str) -> int | None:
     return urllib.parse.urlsplit(url).port
 
 
+def _split(raw):
+    """``urlsplit``, or None where it cannot (``http://[::1``)."""
+    try:
+        return urllib.parse.urlsplit(raw)
+    except ValueError:
+        return None
+
+
+# NOTE: An ASCII name or address: it goes into Location, CSP and srcset
+#   values as it is, where spaces, commas, quotes or non-ASCII break them.
+_HOST = re.compile(r'[a-z0-9.-]+|[0-9a-f:.]+')
+_PATH = re.compile(r'(/([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})*)*')
+
+
 def _is_web_origin(parts):
+    if parts is None:
+        return False
     try:
         # NOTE: Reading the port is what checks it (a number, 0 to 65535).
         _ = parts.port
@@ -239,6 +255,7 @@ def _is_web_origin(parts):
     return (
         parts.scheme.lower() in ('http', 'https')
         and bool(parts.hostname)
+        and _HOST.fullmatch(parts.hostname) is not None
         and '@' not in parts.netloc
     )
 
@@ -419,8 +436,13 @@ class _Environment:
         raw = self._environ.get(name) or None
         if raw is None:
             return None
-        parts = urllib.parse.urlsplit(raw.strip())
-        if not _is_web_origin(parts) or parts.query or parts.fragment:
+        parts = _split(raw.strip())
+        if (
+            not _is_web_origin(parts)
+            or parts.query
+            or parts.fragment
+            or not _PATH.fullmatch(parts.path)
+        ):
             raise ValueError(
                 f'{name} must be an http:// or https:// URL, such as '
                 f'https://img.example.com or https://example.com/asgilook, got '
@@ -435,7 +457,7 @@ class _Environment:
             return '*'
         origins = []
         for item in filter(None, (item.strip() for item in raw.split(','))):
-            parts = urllib.parse.urlsplit(item)
+            parts = _split(item)
             if (
                 not _is_web_origin(parts)
                 or parts.path not in ('', '/')
