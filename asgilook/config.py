@@ -154,7 +154,7 @@ class Config:
         self.public_url = env.public_url('ASGI_LOOK_PUBLIC_URL')
         self.cors_origins = env.origins('ASGI_LOOK_CORS_ORIGINS')
         # NOTE: How long an idle event stream waits before a keep-alive.
-        self.events_keepalive = env.seconds(
+        self.events_keepalive = env.keepalive(
             'ASGI_LOOK_EVENTS_KEEPALIVE', self.DEFAULT_EVENTS_KEEPALIVE
         )
 
@@ -241,7 +241,23 @@ def _port(url: str) -> int | None:
     return urllib.parse.urlsplit(url).port
 
 
+def _split(raw):
+    """``urlsplit``, or None where it cannot (``http://[::1``)."""
+    try:
+        return urllib.parse.urlsplit(raw)
+    except ValueError:
+        return None
+
+
+# NOTE: An ASCII name or address: it goes into Location, CSP and srcset
+#   values as it is, where spaces, commas, quotes or non-ASCII break them.
+_HOST = re.compile(r'[a-z0-9.-]+|[0-9a-f:.]+')
+_PATH = re.compile(r'(/([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})*)*')
+
+
 def _is_web_origin(parts):
+    if parts is None:
+        return False
     try:
         # NOTE: Reading the port is what checks it (a number, 0 to 65535).
         _ = parts.port
@@ -250,6 +266,7 @@ def _is_web_origin(parts):
     return (
         parts.scheme.lower() in ('http', 'https')
         and bool(parts.hostname)
+        and _HOST.fullmatch(parts.hostname) is not None
         and '@' not in parts.netloc
     )
 
@@ -367,6 +384,16 @@ class _Environment:
             )
         return value
 
+    def keepalive(self, name, default):
+        value = self.seconds(name, default)
+        # NOTE: Below a second, a flood of pings to every open stream; above
+        #   five minutes, proxies close idle streams first.
+        if not 1 <= value <= 300:
+            raise ValueError(
+                f'{name} must be between 1 and 300 seconds, got {self._environ[name]!r}'
+            )
+        return value
+
     def choice(self, name, default, allowed):
         raw = self._environ.get(name, default)
         if raw.lower() not in allowed:
@@ -416,8 +443,13 @@ class _Environment:
         raw = self._environ.get(name) or None
         if raw is None:
             return None
-        parts = urllib.parse.urlsplit(raw.strip())
-        if not _is_web_origin(parts) or parts.query or parts.fragment:
+        parts = _split(raw.strip())
+        if (
+            not _is_web_origin(parts)
+            or parts.query
+            or parts.fragment
+            or not _PATH.fullmatch(parts.path)
+        ):
             raise ValueError(
                 f'{name} must be an http:// or https:// URL, such as '
                 f'https://img.example.com or https://example.com/asgilook, got '
@@ -432,7 +464,7 @@ class _Environment:
             return '*'
         origins = []
         for item in filter(None, (item.strip() for item in raw.split(','))):
-            parts = urllib.parse.urlsplit(item)
+            parts = _split(item)
             if (
                 not _is_web_origin(parts)
                 or parts.path not in ('', '/')

@@ -19,6 +19,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 from falcon.asgi import SSEvent
+import redis.connection
 
 from . import metrics
 from .failopen import _REDIS_ERRORS
@@ -31,8 +32,13 @@ logger = logging.getLogger(__name__)
 CREATED = 'image-created'
 DELETED = 'image-deleted'
 # NOTE: Sent to a client whose Last-Event-ID is no longer (or never was) in
-#   the backlog: it may have missed events, and should read the listing again.
+#   the backlog, and to every stream when the relay comes back after an
+#   outage: it may have missed events, and should read the listing again.
 RESYNC = 'resync'
+# NOTE: What a relayed message may carry; anything else is dropped.
+_RELAYED = frozenset({CREATED, DELETED})
+_MAX_ID = 64
+_MAX_DATA = 64 * 1024
 
 _NO_ANCHOR = object()
 
@@ -59,11 +65,18 @@ class EventHub:
     # NOTE: How soon a browser reconnects after its stream ends, in ms.
     RECONNECT_MS = 1000
     MIN_RETRY_INTERVAL = 0.1
+    # NOTE: The relay subscribes again this often at most while Redis is
+    #   away, not on FailOpenRedis' backoff: every second without it is a
+    #   second of events other processes do not hear.
+    MAX_RELAY_RETRY = 1.0
 
     def __init__(self, config: Any, redis: FailOpenRedis) -> None:
         self._config = config
         self._redis = redis
         self._keepalive = config.events_keepalive
+        # NOTE: Pub/sub ignores the database number: without it in the
+        #   channel's name, deployments on one Redis would hear each other.
+        self.channel = f'{self.CHANNEL}:{_database(config.redis_host)}'
         # NOTE: id -> event, oldest first.
         self._backlog: collections.OrderedDict[str, SSEvent] = collections.OrderedDict()
         self._clients: set[_Client] = set()
@@ -86,7 +99,7 @@ class EventHub:
             try:
                 # NOTE: Our own relay hears it back, in the order every other
                 #   process hears it; a count of 0 says it did not.
-                relayed = await self._redis.call('publish', self.CHANNEL, message) > 0
+                relayed = await self._redis.call('publish', self.channel, message) > 0
             except Unavailable:
                 pass
         elif not self._redis.absent:
@@ -97,7 +110,7 @@ class EventHub:
 
     async def _try_publish(self, message):
         try:
-            await self._redis.call('publish', self.CHANNEL, message)
+            await self._redis.call('publish', self.channel, message)
         except Unavailable:
             pass
 
@@ -109,6 +122,9 @@ class EventHub:
         self._backlog[event_id] = event
         if len(self._backlog) > self.BACKLOG:
             self._backlog.popitem(last=False)
+        self._tell_all(event)
+
+    def _tell_all(self, event):
         for client in list(self._clients):
             try:
                 client.queue.put_nowait(event)
@@ -186,33 +202,42 @@ class EventHub:
             pubsub = client.pubsub()
             try:
                 async with asyncio.timeout(self._config.redis_timeout):
-                    await pubsub.subscribe(self.CHANNEL)
+                    await pubsub.subscribe(self.channel)
                 self._relay_up()
                 while True:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self._keepalive
-                    )
-                    if message is not None:
-                        self._receive(message['data'])
+                    await self._relay_one(pubsub)
             except _REDIS_ERRORS as ex:
                 self._relay_down(ex)
             finally:
                 self._subscribed.clear()
                 await _close(pubsub, client)
-            interval = self._config.redis_retry_interval * 2**self._relay_failures
             await asyncio.sleep(
                 min(
-                    max(interval, self.MIN_RETRY_INTERVAL),
-                    FailOpenRedis.MAX_RETRY_INTERVAL,
+                    max(self._config.redis_retry_interval, self.MIN_RETRY_INTERVAL),
+                    self.MAX_RELAY_RETRY,
                 )
             )
+
+    async def _relay_one(self, pubsub):
+        message = await pubsub.get_message(
+            ignore_subscribe_messages=True, timeout=self._keepalive
+        )
+        if message is not None:
+            self._receive(message['data'])
 
     def _receive(self, data):
         try:
             message = json.loads(data)
-            self._deliver(message['id'], message['event'], message['data'])
+            event_id, name, text = message['id'], message['event'], message['data']
         except (ValueError, TypeError, KeyError):
-            logger.warning('Ignoring an unreadable message on %s', self.CHANNEL)
+            logger.warning('Ignoring an unreadable message on %s', self.channel)
+            return
+        if not _is_relayable(event_id, name, text):
+            logger.warning(
+                'Ignoring a message on %s that is not an asgilook event', self.channel
+            )
+            return
+        self._deliver(event_id, name, text)
 
     def _relay_up(self):
         if self._relay_failures:
@@ -220,6 +245,9 @@ class EventHub:
                 'Redis at %s answers again; events reach every process',
                 redacted(self._config.redis_host),
             )
+            # NOTE: Other processes' events while it was away are lost.
+            newest = next(reversed(self._backlog), None)
+            self._tell_all(SSEvent(event=RESYNC, event_id=newest, text='{}'))
         self._relay_failures = 0
         self._subscribed.set()
 
@@ -240,6 +268,24 @@ class EventHub:
             self._relay.cancel()
             await asyncio.gather(self._relay, return_exceptions=True)
             self._relay = None
+
+
+def _database(url: str) -> int:
+    # NOTE: The URL was checked at start-up.
+    return redis.connection.parse_url(url).get('db', 0)
+
+
+def _is_relayable(event_id: Any, name: Any, text: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and name in _RELAYED
+        and isinstance(event_id, str)
+        and 0 < len(event_id) <= _MAX_ID
+        and isinstance(text, str)
+        and len(text) <= _MAX_DATA
+        # NOTE: A line break would start another field of the stream.
+        and not any(c in value for value in (event_id, text) for c in '\r\n')
+    )
 
 
 async def _close(pubsub, client):

@@ -54,7 +54,7 @@ def services():
     def start(storage, **environ):
         # NOTE: A closed stream is noticed at its next keep-alive: soon, so
         #   that the services stop at once.
-        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '0.5')
+        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '1')
         started.append(Service(storage, **environ))
         return started[-1]
 

@@ -302,6 +302,7 @@ def test_public_url_and_cors_origins_are_off_by_default(tmp_path):
         ('HTTPS://Img.Example.com:443/', 'https://img.example.com'),
         ('http://example.com:8080/asgilook/', 'http://example.com:8080/asgilook'),
         ('http://[::1]:8000', 'http://[::1]:8000'),
+        ('https://example.com/a-b_c.d~e%20f', 'https://example.com/a-b_c.d~e%20f'),
     ],
 )
 def test_public_url(tmp_path, raw, url):
@@ -310,7 +311,24 @@ def test_public_url(tmp_path, raw, url):
 
 
 @pytest.mark.parametrize(
-    'raw', ['img.example.com', 'ftp://x', 'http://', 'http://x:99999', 'http://x/?a']
+    'raw',
+    [
+        'img.example.com',
+        'ftp://x',
+        'http://',
+        'http://x:99999',
+        'http://x/?a',
+        'http://[::1',
+        'http://img example.com',
+        'http://img.example.com/a b',
+        'http://img.example.com/a,b',
+        'http://img.example.com/"x"',
+        'http://img.example.com/<x>',
+        'http://img.example.com/a\\b',
+        'http://img.example.com/é',
+        'http://bücher.example',
+        'http://img.example.com/%zz',
+    ],
 )
 def test_bad_public_urls(tmp_path, raw):
     environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_PUBLIC_URL': raw}
@@ -345,7 +363,15 @@ def test_cors_origins(tmp_path, raw, origins):
 
 
 @pytest.mark.parametrize(
-    'raw', ['app.example.com', 'https://a.example/path', '*,https://a.example', 'x#y']
+    'raw',
+    [
+        'app.example.com',
+        'https://a.example/path',
+        '*,https://a.example',
+        'x#y',
+        'http://[::1',
+        'http://a"b.example',
+    ],
 )
 def test_bad_cors_origins(tmp_path, raw):
     environ = {'ASGI_LOOK_STORAGE_PATH': str(tmp_path), 'ASGI_LOOK_CORS_ORIGINS': raw}
@@ -359,8 +385,10 @@ def test_events_keepalive(tmp_path):
         'ASGI_LOOK_EVENTS_KEEPALIVE': '5',
     }
     assert Config(environ).events_keepalive == 5.0
-    with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
-        Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '0'})
+    assert Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': '1'}).events_keepalive == 1
+    for raw in ('0', '0.0001', '0.999', '301', 'soon'):
+        with pytest.raises(ValueError, match='^ASGI_LOOK_EVENTS_KEEPALIVE must be'):
+            Config({**environ, 'ASGI_LOOK_EVENTS_KEEPALIVE': raw})
 
 
 def test_a_choice_names_what_it_takes(tmp_path):

@@ -1,6 +1,7 @@
 """GET /events: live uploads and deletes, in one process and across several."""
 
 import asyncio
+import copy
 import http.client
 import json
 import logging
@@ -310,15 +311,22 @@ def test_without_redis_events_stay_in_the_process_and_it_says_so_once(
                 for _ in range(2):
                     await conductor.simulate_post('/images', body=png_image)
                 events = await reader.events(2)
-                # NOTE: Redis is back: the relay subscribes again.
+                # NOTE: Redis is back: the relay subscribes again, and tells
+                #   the stream that it may have missed others' events.
                 flaky_pubsub.down = False
-                await asyncio.sleep(0.5)
-                await conductor.simulate_post('/images', body=png_image)
                 events += (await reader.events(3))[2:]
+                await conductor.simulate_post('/images', body=png_image)
+                events += (await reader.events(4))[3:]
             return events
 
     events = run(scenario())
-    assert [event['event'] for event in events] == ['image-created'] * 3
+    assert [event['event'] for event in events] == [
+        'image-created',
+        'image-created',
+        'resync',
+        'image-created',
+    ]
+    assert events[2]['id'] == events[1]['id']
     warnings = [r for r in caplog.records if 'not relaying events' in r.message]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
@@ -441,7 +449,7 @@ def services():
     def start(storage, *args, **environ):
         # NOTE: A closed stream is noticed at its next keep-alive: soon, so
         #   that the services stop at once.
-        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '0.2')
+        environ.setdefault('ASGI_LOOK_EVENTS_KEEPALIVE', '1')
         started.append(Service(storage, *args, **environ).start())
         return started[-1]
 
@@ -505,3 +513,58 @@ def test_images_without_a_hub_tell_nobody(config, png_image):
     client = falcon.testing.TestClient(app)
     assert client.simulate_post('/images', body=png_image).status_code == 201
     assert len(client.simulate_get('/images').json) == 1
+
+
+@pytest.mark.parametrize(
+    'message',
+    [
+        {'id': 'a', 'event': 'image-deleted', 'data': 7},
+        {'id': 1, 'event': 'image-deleted', 'data': '{}'},
+        {'id': '', 'event': 'image-deleted', 'data': '{}'},
+        {'id': 'a' * 65, 'event': 'image-deleted', 'data': '{}'},
+        {'id': 'a\nretry: 1', 'event': 'image-deleted', 'data': '{}'},
+        {'id': 'a', 'event': 'image-deleted', 'data': '{}\r\nevent: x'},
+        {'id': 'a', 'event': 'image-deleted\n', 'data': '{}'},
+        {'id': 'a', 'event': 'resync', 'data': '{}'},
+        {'id': 'a', 'event': ['image-deleted'], 'data': '{}'},
+        {'id': 'a', 'event': 'image-created', 'data': 'x' * (64 * 1024 + 1)},
+    ],
+)
+def test_relayed_messages_that_are_not_events_are_dropped(config, caplog, message):
+    hub = EventHub(config, _absent_redis(config))
+    hub._receive(json.dumps(message))
+    assert not hub._backlog
+    assert caplog.text.count('not an asgilook event') == 1
+
+
+def test_a_relayed_event_is_delivered(config):
+    hub = EventHub(config, _absent_redis(config))
+    hub._receive(json.dumps({'id': 'a', 'event': 'image-deleted', 'data': '{}'}))
+    assert list(hub._backlog) == ['a']
+
+
+def test_deployments_on_other_redis_databases_do_not_hear_each_other(
+    config, flaky_pubsub
+):
+    other = copy.copy(config)
+    config.redis_host = 'redis://localhost/1'
+    other.redis_host = 'redis://localhost/2'
+    one = EventHub(config, _failopen(config))
+    two = EventHub(other, _failopen(other))
+
+    async def scenario():
+        await one.ready()
+        await two.ready()
+        stream = two.stream()
+        await anext(stream)
+        await one.publish('image-deleted', {'id': 'theirs'})
+        await two.publish('image-deleted', {'id': 'ours'})
+        async with asyncio.timeout(2):
+            heard = await anext(stream)
+        await stream.aclose()
+        await one.close()
+        await two.close()
+        return heard
+
+    assert run(scenario()).text == '{"id":"ours"}'
+    assert one.channel == 'asgilook:events:1'
