@@ -19,6 +19,8 @@ LOG_LEVELS = ('critical', 'error', 'warning', 'info', 'debug', 'trace')
 METRICS_DIR = 'PROMETHEUS_MULTIPROC_DIR'
 # NOTE: As asgilook.asgi exits when a worker cannot start.
 STARTUP_FAILURE = 3
+# NOTE: Seconds a stop waits for open requests (event streams) to end.
+GRACEFUL_SHUTDOWN = 5
 
 
 def serve(options: argparse.Namespace, extra: list[str]) -> int:
@@ -41,6 +43,10 @@ def serve(options: argparse.Namespace, extra: list[str]) -> int:
     # NOTE: The service logs every request itself (ASGI_LOOK_ACCESS_LOG);
     #   uvicorn's --access-log, given after, brings its own lines back.
     args.append('--no-access-log')
+    # NOTE: An open event stream never ends by itself: without a bound, a
+    #   gallery left open would hold up every stop and restart.
+    if not any(arg.startswith('--timeout-graceful-shutdown') for arg in extra):
+        args += ['--timeout-graceful-shutdown', str(GRACEFUL_SHUTDOWN)]
     if options.reload:
         args.append('--reload')
     if options.log_level:

@@ -648,3 +648,33 @@ def test_serve_refuses_a_bad_setting(tmp_path, monkeypatch, capsys, workers):
     assert line.startswith('asgilook: ASGI_LOOK_MAX_PIXELS must be a whole number')
     assert line.endswith("got 'abc'")
     assert serve.METRICS_DIR not in os.environ
+
+
+@pytest.mark.parametrize('given', [[], ['--timeout-graceful-shutdown', '1']])
+def test_serve_stops_with_an_event_stream_open(tmp_path, given):
+    port = free_port()
+    process = subprocess.Popen(
+        [_console_script(), 'serve', '--port', str(port), *given],
+        env=dict(os.environ, **_service_environ(tmp_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answers():
+            try:
+                return httpx.get(f'http://127.0.0.1:{port}/healthz').status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(answers, timeout=20, what='asgilook serve')
+        with socket.create_connection(('127.0.0.1', port), timeout=10) as stream:
+            stream.sendall(b'GET /events HTTP/1.1\r\nHost: x\r\n\r\n')
+            assert stream.recv(100).startswith(b'HTTP/1.1 200')
+
+            process.send_signal(signal.SIGTERM)
+            # NOTE: Not a speed test: without a bound it would wait for ever.
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        process.kill()
+        process.wait()
