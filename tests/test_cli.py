@@ -285,8 +285,10 @@ def test_serve_in_process(tmp_path, monkeypatch):
 
     thread = threading.Thread(target=client)
     thread.start()
-    # NOTE: uvicorn's own option, passed through: it stops after one request.
+    # NOTE: uvicorn's own options, passed through: it stops after one request,
+    #   and waits at most a second for open ones then.
     argv = ['serve', '--port', str(port), '--log-level', 'warning']
+    argv += ['--timeout-graceful-shutdown', '1']
     assert cli.main([*argv, '--limit-max-requests', '1']) == 0
     thread.join()
     assert answers[0].status_code == 200
