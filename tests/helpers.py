@@ -3,9 +3,14 @@
 import io
 import os
 
+import falcon.testing
 import PIL.Image
 
+from asgilook import blobs as blobs_package
+from asgilook.app import create_app
+
 from . import corpus
+from .fakes import FailingBlobs
 
 FIRST_ID = '36562622-48e5-4a61-be67-e426b11821ed'
 FIRST_URI = f'/images/{FIRST_ID}.jpeg'
@@ -70,3 +75,17 @@ def deep_folder(top):
     finally:
         os.close(fd)
     return os.path.join(str(top), *[name] * 25)
+
+
+def client_over_failing_blobs(config):
+    """A client of an app whose blobs can be made to fail, and those blobs."""
+    made = []
+
+    def failing_blobs(url, config, workers):
+        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
+        return made[-1]
+
+    config.blobs_from_url = failing_blobs
+    client = falcon.testing.TestClient(create_app(config))
+    [blobs] = made
+    return client, blobs

@@ -62,7 +62,27 @@ def answers(url):
         return False
 
 
-class RedisServer:
+class _ServerProcess:
+    """Stop, pause and resume for a test server run as ``self.process``."""
+
+    process = None
+
+    def stop(self):
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def pause(self):
+        """Stop answering, as a hung server does; connections still open."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.process.send_signal(signal.SIGCONT)
+
+
+class RedisServer(_ServerProcess):
     """A throwaway redis-server on 127.0.0.1, in its own temp dir."""
 
     def __init__(self, directory, port=None):
@@ -91,19 +111,6 @@ class RedisServer:
         )  # fmt: skip
         wait_for(lambda: answers(self.url), what=f'redis-server on {self.port}')
         return self
-
-    def stop(self):
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def pause(self):
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self):
-        self.process.send_signal(signal.SIGCONT)
 
     def client(self):
         """A synchronous client, for tests to look inside."""
@@ -349,7 +356,7 @@ AWS_TEST_ENVIRONMENT = {
 }
 
 
-class MotoServer:
+class MotoServer(_ServerProcess):
     """moto's standalone S3 server on 127.0.0.1, everything kept in memory."""
 
     def __init__(self, port=None):
@@ -391,20 +398,6 @@ class MotoServer:
         except Exception:
             return False
         return True
-
-    def stop(self):
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def pause(self):
-        """Stop answering, as a hung server does; connections still open."""
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self):
-        self.process.send_signal(signal.SIGCONT)
 
     def client(self):
         """A synchronous boto3 client, for tests to look inside."""

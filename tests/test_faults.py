@@ -13,7 +13,6 @@ import PIL.Image
 import pytest
 
 from asgilook import backends
-from asgilook import blobs as blobs_package
 from asgilook import errors
 from asgilook import imaging
 from asgilook.app import create_app
@@ -24,8 +23,8 @@ from asgilook.workers import ImageWorkers
 
 from . import corpus
 from .fakes import FailingBackend
-from .fakes import FailingBlobs
 from .helpers import as_listed
+from .helpers import client_over_failing_blobs
 from .helpers import decode
 from .helpers import stored_files
 from .servers import TcpProxy
@@ -369,22 +368,8 @@ def test_read_only_storage_is_not_ready(client, small_disk):
     assert resp.json['checks']['index']['state'] == 'up'
 
 
-def _client_over_failing_blobs(config):
-    """A client of an app whose blobs can be made to fail, and those blobs."""
-    made = []
-
-    def failing_blobs(url, config, workers):
-        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
-        return made[-1]
-
-    config.blobs_from_url = failing_blobs
-    client = falcon.testing.TestClient(create_app(config))
-    [blobs] = made
-    return client, blobs
-
-
 def test_a_place_for_blobs_that_fails_is_an_answer_not_a_crash(config, png_image):
-    client, blobs = _client_over_failing_blobs(config)
+    client, blobs = client_over_failing_blobs(config)
 
     blobs.fail('write', errors.StorageFull('The store is full (fake).'))
     resp = client.simulate_post('/images', body=png_image)
@@ -406,7 +391,7 @@ def test_a_file_that_goes_between_two_looks_is_404(
     config, storage_path, png_image, whole
 ):
     config.read_whole_bytes = whole
-    client, blobs = _client_over_failing_blobs(config)
+    client, blobs = client_over_failing_blobs(config)
     created = as_listed(client.simulate_post('/images', body=png_image).json)
 
     async def vanish():

@@ -12,8 +12,8 @@ from asgilook.app import create_app
 from asgilook.config import Config
 
 from .fakes import FailingBackend
-from .fakes import FailingBlobs
 from .fakes import FlakyRedis
+from .helpers import client_over_failing_blobs
 from .helpers import stored_files
 
 
@@ -123,15 +123,8 @@ def test_an_index_that_hangs_is_503_in_bounded_time(config):
 
 
 def test_storage_that_cannot_be_written_is_503(config):
-    made = []
-
-    def failing_blobs(url, config, workers):
-        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
-        return made[-1]
-
-    config.blobs_from_url = failing_blobs
-    client = falcon.testing.TestClient(create_app(config))
-    made[0].fail('write', blobs_package.write_error(OSError(30, 'Read-only')))
+    client, blobs = client_over_failing_blobs(config)
+    blobs.fail('write', blobs_package.write_error(OSError(30, 'Read-only')))
 
     resp = client.simulate_get('/readyz')
     assert resp.status_code == 503
@@ -178,16 +171,10 @@ def test_a_hung_dependency_holds_one_check_not_one_per_probe(config):
 
 
 def test_a_probe_stopped_at_its_timeout_leaves_no_file(config, storage_path):
-    made = []
-
-    def failing_blobs(url, config, workers):
-        made.append(FailingBlobs(blobs_package.from_url(url, config, workers)))
-        return made[-1]
-
-    config.blobs_from_url = failing_blobs
     config.readiness_timeout = 0.2
-    app = create_app(config)
-    made[0].before('remove', lambda: asyncio.sleep(0.4))
+    client, blobs = client_over_failing_blobs(config)
+    app = client.app
+    blobs.before('remove', lambda: asyncio.sleep(0.4))
 
     async def probe_and_wait():
         async with falcon.testing.ASGIConductor(app) as conductor:
