@@ -1,5 +1,3 @@
-import falcon.asgi
-
 from . import auth
 from . import backends
 from . import errors
@@ -12,7 +10,9 @@ from .config import Config
 from .cors import CORS
 from .events import EventHub
 from .events import Events
+from .events import EVENTS_PATH
 from .events import EventsLifespan
+from .events import StreamingApp
 from .failopen import FailOpenRedis
 from .health import Health
 from .health import Readiness
@@ -59,7 +59,8 @@ def create_app(config=None):
     #   cached (and to every replay), never kept in an entry for all origins.
     #   The observer first of all: it sees every response last (observer.py).
     cors = [CORS(config.cors_origins)] if config.cors_origins else []
-    app = falcon.asgi.App(
+    app = StreamingApp(
+        stall=config.events_keepalive,
         middleware=[
             Observer(observed, access_log),
             *cors,
@@ -68,7 +69,7 @@ def create_app(config=None):
             cache,
             StartupReport(config, redis),
             EventsLifespan(hub),
-        ]
+        ],
     )
     app.router_options.converters['uuid'] = CanonicalUUID
     app.set_error_serializer(errors.serialize)
@@ -85,7 +86,7 @@ def create_app(config=None):
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Readiness(config, store, redis))
     app.add_route('/openapi.json', OpenAPI())
-    app.add_route('/events', Events(hub))
+    app.add_route(EVENTS_PATH, Events(hub))
     app.add_route('/', Home(config))
     app.add_route('/gallery', gallery)
     app.add_route('/gallery/{name}', gallery, suffix='asset')

@@ -20,6 +20,7 @@ import falcon
 import falcon.asgi
 from falcon.asgi import SSEvent
 import redis.connection
+import redis.exceptions
 
 from . import metrics
 from .failopen import _REDIS_ERRORS
@@ -41,6 +42,8 @@ _MAX_ID = 64
 _MAX_DATA = 64 * 1024
 
 _NO_ANCHOR = object()
+
+EVENTS_PATH = '/events'
 
 
 class _Client:
@@ -222,7 +225,19 @@ class EventHub:
         message = await pubsub.get_message(
             ignore_subscribe_messages=True, timeout=self._keepalive
         )
-        if message is not None:
+        if message is None:
+            # NOTE: Quiet for a keep-alive. A connection that a firewall or
+            #   NAT forgot stays quiet for ever, and a lost subscriber hears
+            #   nothing; a PING that gets no PONG in time tells.
+            await pubsub.ping()
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=self._config.redis_timeout
+            )
+            if message is None:
+                raise redis.exceptions.TimeoutError(
+                    'no answer to a PING on the subscription'
+                )
+        if message['type'] == 'message':
             self._receive(message['data'])
 
     def _receive(self, data):
@@ -265,8 +280,12 @@ class EventHub:
     async def close(self) -> None:
         """Stop listening to Redis; open streams go on locally."""
         if self._relay is not None:
-            self._relay.cancel()
-            await asyncio.gather(self._relay, return_exceptions=True)
+            # NOTE: Again until it ends: a cancellation can be lost on the way
+            #   (Python 3.11's asyncio.wait_for drops one that comes as the
+            #   future it waits for finishes).
+            while not self._relay.done():
+                self._relay.cancel()
+                await asyncio.wait([self._relay], timeout=self.MAX_RELAY_RETRY)
             self._relay = None
 
 
@@ -294,6 +313,56 @@ async def _close(pubsub, client):
         await client.aclose()
     except _REDIS_ERRORS as ex:
         logger.debug('Closing the event relay failed: %r', ex)
+
+
+class StreamingApp(falcon.asgi.App):
+    """Falcon's ASGI app, except that an event stream whose client stops
+    reading is disconnected, rather than waited for.
+
+    A write to such a stream that cannot go out within ``stall`` seconds
+    drops the connection; a browser that was only slow reconnects with
+    ``Last-Event-ID``.
+    """
+
+    def __init__(self, *args: Any, stall: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stall = stall
+
+    async def __call__(self, scope, receive, send):
+        # NOTE: Falcon's stream loop awaits the server's send(), which (flow
+        #   control) waits for as long as the client reads nothing; nothing of
+        #   the stream's own runs meanwhile, so the bound goes around send().
+        if scope['type'] == 'http' and scope['path'].endswith(EVENTS_PATH):
+            send = _bounded(send, self._stall)
+        await super().__call__(scope, receive, send)
+
+
+def _bounded(send, stall):
+    async def bounded(message):
+        try:
+            async with asyncio.timeout(stall):
+                await send(message)
+        except TimeoutError:
+            _disconnect(send, stall)
+
+    return bounded
+
+
+def _disconnect(send, stall):
+    logger.warning(
+        "An event stream's client took nothing for %g s; it was disconnected",
+        stall,
+    )
+    # NOTE: ASGI has no way to drop a connection. uvicorn's send() is a
+    #   method of the request's cycle, which holds the transport; abort(),
+    #   for close() would wait for the client to read what is buffered. Any
+    #   other server closes it when the app fails.
+    transport = getattr(getattr(send, '__self__', None), 'transport', None)
+    if transport is None:
+        raise ConnectionAbortedError(
+            f'the client of an event stream took nothing for {stall:g} s'
+        )
+    transport.abort()
 
 
 class Events:

@@ -65,9 +65,11 @@ class FlakyRedis:
 class FlakyPubSubRedis(FlakyRedis):
     """FlakyRedis with SUBSCRIBE (for the event relay), which fails while it
     is down and hangs while it hangs; ``unheard`` makes a PUBLISH reach
-    nobody."""
+    nobody, and ``silent`` makes a subscription hear nothing and fail at
+    nothing, as a connection that a NAT forgot."""
 
     unheard = False
+    silent = False
 
     async def publish(self, channel, message):
         if self.unheard:
@@ -90,7 +92,15 @@ class _FlakyPubSub:
     async def get_message(self, **options):
         if self._flaky.down:
             raise redis.exceptions.ConnectionError('Connection reset (fake)')
+        if self._flaky.silent:
+            await asyncio.sleep(options['timeout'])
+            return None
         return await self._real.get_message(**options)
+
+    async def ping(self):
+        self._flaky.commands.append('subscriber ping')
+        if not self._flaky.silent:
+            await self._real.ping()
 
     async def aclose(self):
         await self._real.aclose()

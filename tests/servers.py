@@ -291,13 +291,16 @@ class PostgresServer:
 
 class TcpProxy:
     """Forwards a free loopback port to ``target``; ``cut()`` drops every
-    connection and refuses new ones, as a server that went away."""
+    connection and refuses new ones, as a server that went away; ``freeze()``
+    makes the connections so far carry nothing more, without a word, as ones
+    that a NAT forgot."""
 
     def __init__(self, target_port):
         self.target_port = target_port
         self.port = free_port()
         self._listener = None
         self._sockets = []
+        self._frozen = set()
         self._lock = threading.Lock()
 
     def start(self):
@@ -319,17 +322,21 @@ class TcpProxy:
                     target=self._pump, args=(source, sink), daemon=True
                 ).start()
 
-    @staticmethod
-    def _pump(source, sink):
+    def _pump(self, source, sink):
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if source not in self._frozen:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+    def freeze(self):
+        with self._lock:
+            self._frozen.update(self._sockets)
 
     def cut(self):
         # NOTE: A shutdown, not only a close: close() does not wake a thread

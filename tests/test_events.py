@@ -5,14 +5,19 @@ import copy
 import http.client
 import json
 import logging
+import re
+import socket
+import threading
 
 import fakeredis
 import falcon
 import falcon.asgi
 import falcon.testing
 import pytest
+import uvicorn
 
 from asgilook.app import create_app
+from asgilook.config import Config
 from asgilook.events import EventHub
 from asgilook.failopen import FailOpenRedis
 from asgilook.images import Images
@@ -21,7 +26,10 @@ from asgilook.store import StoreLifespan
 
 from .fakes import FlakyPubSubRedis
 from .helpers import as_listed
+from .servers import free_port
 from .servers import Service
+from .servers import TcpProxy
+from .servers import wait_for
 
 
 def parse(text):
@@ -568,3 +576,179 @@ def test_deployments_on_other_redis_databases_do_not_hear_each_other(
 
     assert run(scenario()).text == '{"id":"ours"}'
     assert one.channel == 'asgilook:events:1'
+
+
+def test_a_quiet_subscription_is_pinged_and_kept(config, flaky_pubsub, caplog):
+    hub = EventHub(config, _failopen(config))
+    other = EventHub(config, _failopen(config))
+
+    async def scenario():
+        await hub.ready()
+        stream = hub.stream()
+        await anext(stream)
+        # NOTE: Several keep-alives without a message: pinged, and answered.
+        await asyncio.sleep(0.5)
+        await other.publish('image-deleted', {'id': 'after the quiet'})
+        async with asyncio.timeout(2):
+            while (event := await anext(stream)) is None:
+                pass
+        await stream.aclose()
+        await hub.close()
+        return event
+
+    assert run(scenario()).text == '{"id":"after the quiet"}'
+    assert flaky_pubsub.commands.count('subscriber ping') >= 2
+    assert 'not relaying events' not in caplog.text
+
+
+def test_a_subscription_that_falls_silent_is_started_again(
+    config, flaky_pubsub, caplog
+):
+    hub = EventHub(config, _failopen(config))
+    other = EventHub(config, _failopen(config))
+
+    async def scenario():
+        await hub.ready()
+        stream = hub.stream()
+        await anext(stream)
+        # NOTE: Nothing comes, and nothing fails: only an unanswered PING
+        #   tells that this subscription hears nobody any more.
+        flaky_pubsub.silent = True
+        async with asyncio.timeout(2):
+            while 'not relaying events' not in caplog.text:
+                await asyncio.sleep(0.05)
+        flaky_pubsub.silent = False
+        heard = []
+        async with asyncio.timeout(3):
+            while not heard or heard[-1].event != 'resync':
+                if (event := await anext(stream)) is not None:
+                    heard.append(event)
+            await other.publish('image-deleted', {'id': 'after'})
+            while (event := await anext(stream)) is None:
+                pass
+        heard.append(event)
+        await stream.aclose()
+        await hub.close()
+        return heard
+
+    assert [event.event for event in run(scenario())] == ['resync', 'image-deleted']
+    assert 'PING' in caplog.text
+
+
+def test_a_subscription_that_a_nat_forgot_is_noticed(
+    services, tmp_path, real_redis, png_image
+):
+    """A's subscription goes through a proxy that stops forwarding without
+    closing anything; B's uploads reach A's streams again all the same."""
+    proxy = TcpProxy(real_redis.port).start()
+    storage = tmp_path / 'shared'
+    a = services(storage, ASGI_LOOK_REDIS_URL=f'redis://127.0.0.1:{proxy.port}')
+    b = services(storage, ASGI_LOOK_REDIS_URL=real_redis.url)
+    stream = LiveStream(a)
+    try:
+        proxy.freeze()
+        assert stream.next_event()['event'] == 'resync'
+        created = _upload(b, png_image)
+        assert json.loads(stream.next_event()['data'])['id'] == created['id']
+    finally:
+        stream.close()
+        proxy.cut()
+
+
+@pytest.fixture
+def uvicorn_app(config, real_redis):
+    """create_app(config) served by uvicorn in this process, on real Redis."""
+    config.redis_from_url = Config.DEFAULT_REDIS_FROM_URL
+    config.redis_host = real_redis.url
+    config.events_keepalive = 1.0
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            port=free_port(),
+            log_level='warning',
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    wait_for(lambda: server.started, what='uvicorn to start')
+    yield server
+    server.should_exit = True
+    thread.join()
+
+
+class _Served:
+    def __init__(self, server):
+        self.port = server.config.port
+
+    def request(self, method, path):
+        return Service.request(self, method, path)
+
+
+def _open_streams(service):
+    _, _, body = service.request('GET', '/metrics')
+    return float(re.search(rb'^asgilook_sse_clients (\S+)$', body, re.M)[1])
+
+
+def test_a_client_that_stops_reading_is_disconnected(uvicorn_app, real_redis, caplog):
+    served = _Served(uvicorn_app)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(('127.0.0.1', served.port))
+    stalled.sendall(b'GET /events HTTP/1.1\r\nHost: asgilook\r\n\r\n')
+    assert stalled.recv(12) == b'HTTP/1.1 200'
+    reader = LiveStream(served)
+    try:
+        wait_for(lambda: _open_streams(served) == 2, what='two streams')
+        # NOTE: As another process's events, each as large as the relay
+        #   takes: megabytes, more than any buffer on the way holds.
+        with real_redis.client() as client:
+            for number in range(200):
+                message = {'id': f'big-{number}', 'event': 'image-deleted'}
+                client.publish(
+                    'asgilook:events:0', json.dumps({**message, 'data': 'x' * 60000})
+                )
+                # NOTE: The reader keeps up; only the stalled client does not.
+                assert reader.next_event()['id'] == f'big-{number}'
+        wait_for(lambda: _open_streams(served) == 1, what='the stalled stream to go')
+        # NOTE: What the kernel held still comes, then the end: closed.
+        stalled.settimeout(10)
+        while stalled.recv(65536):
+            pass
+    finally:
+        reader.close()
+        stalled.close()
+    assert 'client took nothing for 1 s; it was disconnected' in caplog.text
+    assert 'Traceback' not in caplog.text
+    assert 'Exception in ASGI application' not in caplog.text
+
+
+def test_a_stalled_stream_on_another_server_ends_with_an_error(config, caplog):
+    """A server without uvicorn's transport: the app fails, and the server
+    closes the connection as it does on any failure."""
+    app = create_app(config)
+    sent = []
+
+    async def send(message):
+        sent.append(message['type'])
+        if message.get('more_body'):
+            # NOTE: A client that reads nothing.
+            await asyncio.Event().wait()
+
+    async def receive():
+        if not sent:
+            return {'type': 'http.request', 'body': b'', 'more_body': False}
+        await asyncio.Event().wait()
+
+    async def scenario():
+        with pytest.raises(ConnectionAbortedError):
+            async with asyncio.timeout(3):
+                await app(falcon.testing.create_scope('/events'), receive, send)
+        # NOTE: What the server would stop with the connection: Falcon's
+        #   watch for a disconnect.
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+
+    run(scenario())
+    assert sent[0] == 'http.response.start'
+    assert 'took nothing for 0.1 s' in caplog.text
