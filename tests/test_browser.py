@@ -416,7 +416,9 @@ def test_a_live_image_on_a_later_page_is_shown_once_in_order(services, pages, tm
     assert tiles(page) == listing(service) == [*ids, created['id']]
 
 
-def test_a_failed_upload_shows_failure_not_a_full_bar(services, pages, tmp_path):
+def test_a_failed_upload_shows_failure_not_a_full_bar(
+    services, pages, tmp_path, artifacts
+):
     service = services(tmp_path / 'images').start()
     page = pages(service, PHONE)
 
@@ -468,3 +470,4 @@ def test_a_failed_upload_shows_failure_not_a_full_bar(services, pages, tmp_path)
         ],
     }
     assert page.evaluate('document.documentElement.scrollWidth') <= PHONE['width']
+    page.screenshot(path=artifacts / 'gallery-failed-uploads.png')
