@@ -7,13 +7,16 @@ temporary directory.
 """
 
 import io
+import json
 import os
 import pathlib
+import time
 
 import PIL.Image
 import PIL.ImageDraw
 import pytest
 
+from . import corpus
 from .servers import require_binary
 from .servers import Service
 
@@ -71,14 +74,18 @@ def pages(browser):
     contexts = []
     errors = []
 
-    def open_page(service, viewport, path='/'):
+    def open_page(service, viewport, path='/', routes=(), live=True):
         context = browser.new_context(viewport=viewport)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.on('pageerror', lambda error: errors.append(error))
+        # NOTE: Playwright's routes stand in for a proxy in front of the
+        #   service: they see (and may answer) every request of the page.
+        for url, handler in routes:
+            page.route(url, handler)
         page.goto(f'http://127.0.0.1:{service.port}{path}')
-        if path in ('/', '/gallery'):
+        if live and path in ('/', '/gallery'):
             page.wait_for_selector('#live[data-state=live]')
         return page
 
@@ -265,3 +272,202 @@ def test_a_page_on_another_origin_uses_the_api_when_allowed(services, pages, tmp
         f'http://127.0.0.1:{b.port}/images',
     )
     assert refused == 'refused'
+
+
+def upload(service, data, name='image.png'):
+    """Upload as another client would: the image's JSON."""
+    body, content_type = corpus.multipart([('image', name, 'image/png', data)])
+    status, _, text = service.request(
+        'POST', '/images', body=body, headers={'Content-Type': content_type}
+    )
+    assert status == 201, text
+    return json.loads(text)
+
+
+def seed(service, count, tmp_path):
+    """Upload ``count`` small pictures, oldest first; their ids."""
+    return [
+        upload(service, pathlib.Path(path).read_bytes())['id']
+        for path in (
+            picture(tmp_path / f'seed-{n}.png', (96, 72), PALETTES[n % 4], n % 4)
+            for n in range(count)
+        )
+    ]
+
+
+def listing(service):
+    """The ids of the whole listing, in its order (oldest first)."""
+    return [image['id'] for image in json.loads(service.request('GET', '/images')[2])]
+
+
+def tiles(page):
+    return page.eval_on_selector_all(
+        '#grid li', 'items => items.map(i => i.dataset.id)'
+    )
+
+
+def wait_for_tiles(page, count):
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#grid li').length === {count}"
+    )
+
+
+def test_the_stream_is_opened_again_after_a_refusal(
+    services, pages, tmp_path, artifacts
+):
+    # NOTE: As a proxy in front of a restarting service would: 503 to
+    #   /events until told otherwise. The browser closes a stream for good
+    #   on any answer but a 200 event stream.
+    service = services(tmp_path / 'images').start()
+    attempts = []
+    refusing = True
+
+    def events(route):
+        attempts.append(time.monotonic())
+        if refusing:
+            route.fulfill(
+                status=503,
+                content_type='application/json',
+                body='{"title": "Service Unavailable"}',
+            )
+        else:
+            route.continue_()
+
+    page = pages(service, DESKTOP, routes=[('**/events', events)], live=False)
+    page.wait_for_selector('#empty', state='visible')
+    page.wait_for_selector('#live[data-state=offline]')
+    assert page.inner_text('#live') == 'Offline; trying again in 1 s…'
+
+    # NOTE: Uploaded while the page has no stream: only the listing tells.
+    created = upload(service, corpus.encode(corpus.pattern((320, 240)), 'PNG'))
+    page.wait_for_function(
+        "() => document.getElementById('live').textContent.includes('in 2 s')"
+    )
+    refusing = False
+    page.wait_for_selector('#live[data-state=live]')
+    page.wait_for_selector(f'#grid li[data-id="{created["id"]}"]')
+    assert tiles(page) == [created['id']]
+    assert page.is_hidden('#empty')
+    # NOTE: Refused at once, after 1 s, then opened after 2 s more.
+    assert len(attempts) == 3
+    first, second = attempts[1] - attempts[0], attempts[2] - attempts[1]
+    assert 0.8 < first < 1.8, attempts
+    assert 1.8 < second < 3.5, attempts
+
+    # NOTE: And it is live again: the next upload arrives by the stream.
+    later = upload(service, corpus.encode(corpus.pattern((240, 320)), 'PNG'))
+    page.wait_for_selector(f'#grid li[data-id="{later["id"]}"]')
+    assert tiles(page) == [created['id'], later['id']]
+    assert len(attempts) == 3
+
+    # NOTE: The open reset the backoff: the next refusal waits 1 s, not 4.
+    refusing = True
+    service.kill()
+    service.start()
+    page.wait_for_function(
+        "() => document.getElementById('live').textContent"
+        " === 'Offline; trying again in 1 s…'"
+    )
+    refusing = False
+    page.wait_for_selector('#live[data-state=live]')
+    assert tiles(page) == [created['id'], later['id']]
+    page.screenshot(path=artifacts / 'gallery-live-again.png')
+
+
+def test_load_more_hands_focus_to_the_first_new_tile(
+    services, pages, tmp_path, artifacts
+):
+    service = services(tmp_path / 'images').start()
+    ids = seed(service, 61, tmp_path)
+    page = pages(service, DESKTOP)
+    wait_for_tiles(page, 60)
+
+    # NOTE: By keyboard only; the last page hides the button.
+    page.focus('#more')
+    page.keyboard.press('Enter')
+    wait_for_tiles(page, 61)
+    page.wait_for_selector('#more', state='hidden')
+    focused = page.evaluate(
+        '() => [document.activeElement.className, '
+        "document.activeElement.closest('li')?.dataset.id]"
+    )
+    assert focused == ['tile', ids[60]]
+    page.keyboard.press('Enter')
+    assert page.eval_on_selector('#viewer', 'dialog => dialog.open')
+    assert page.inner_text('#viewer-title') == 'Image of 96 × 72'
+    page.screenshot(path=artifacts / 'gallery-load-more.png')
+
+
+def test_a_live_image_on_a_later_page_is_shown_once_in_order(services, pages, tmp_path):
+    service = services(tmp_path / 'images').start()
+    ids = seed(service, 61, tmp_path)
+    page = pages(service, DESKTOP)
+    wait_for_tiles(page, 60)
+    assert tiles(page) == ids[:60]
+
+    # NOTE: Newer than everything listed: it is on the page not loaded yet.
+    created = upload(service, corpus.encode(corpus.pattern((320, 240)), 'PNG'))
+    wait_for_tiles(page, 61)
+    assert tiles(page) == [*ids[:60], created['id']]
+
+    page.click('#more')
+    wait_for_tiles(page, 62)
+    page.wait_for_selector('#more', state='hidden')
+    assert tiles(page) == listing(service) == [*ids, created['id']]
+
+
+def test_a_failed_upload_shows_failure_not_a_full_bar(
+    services, pages, tmp_path, artifacts
+):
+    service = services(tmp_path / 'images').start()
+    page = pages(service, PHONE)
+
+    def unreachable(route):
+        # NOTE: The upload of this one never reaches the service.
+        if route.request.method == 'POST' and 'lost.png' in (
+            route.request.post_data_buffer or b''
+        ).decode('latin-1'):
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route('**/images', unreachable)
+    photo = picture(tmp_path / 'sunrise.png', (640, 480), PALETTES[1], 1)
+    lost = picture(tmp_path / 'lost.png', (640, 480), PALETTES[2], 2)
+    text = tmp_path / 'notes.txt'
+    text.write_text('not an image')
+    page.set_input_files('#files', [photo, str(text), lost])
+    page.wait_for_function(
+        "() => document.querySelectorAll('#uploads li:is(.stored, .failed)')"
+        '.length === 3'
+    )
+
+    # NOTE: The service's own words for it, as another client gets them.
+    body, content_type = corpus.multipart([('image', 'notes.txt', 'text/plain', b'x')])
+    status, _, answer = service.request(
+        'POST', '/images', body=body, headers={'Content-Type': content_type}
+    )
+    assert status == 415
+    problem = json.loads(answer)
+    refusal = f'{problem["title"]}: {problem["description"]}'
+    rows = page.eval_on_selector_all(
+        '#uploads li',
+        """rows => Object.fromEntries(rows.map(row => [
+            row.querySelector('.name').textContent,
+            [row.className, row.querySelector('progress')?.value ?? null,
+             row.querySelector('.state')?.textContent ?? null,
+             row.querySelector('.outcome').textContent],
+        ]))""",
+    )
+    assert rows == {
+        'sunrise.png': ['stored', 100, None, 'Stored.'],
+        'notes.txt': ['failed', None, 'Failed', refusal],
+        'lost.png': [
+            'failed',
+            None,
+            'Failed',
+            'The upload did not reach the service; try again.',
+        ],
+    }
+    assert page.evaluate('document.documentElement.scrollWidth') <= PHONE['width']
+    page.screenshot(path=artifacts / 'gallery-failed-uploads.png')

@@ -12,12 +12,20 @@
   const PAGE = 'images?limit=60';
   const PARALLEL_UPLOADS = 3;
   const TOKENS = 'asgilook.deleteTokens';
+  // NOTE: Seconds before the event stream is opened again after a refusal,
+  //   doubled on each refusal in a row.
+  const RETRY_FIRST = 1;
+  const RETRY_MAX = 30;
 
   const $ = (id) => document.getElementById(id);
   const grid = $('grid');
   const viewer = $('viewer');
   const images = new Map();
   let next = null;
+  // NOTE: Bumped when the listing is read again from its first page: a page
+  //   of the listing before that is dropped.
+  let generation = 0;
+  let loadingMore = false;
 
   // Delete tokens of what this browser uploaded, by image id.
   function tokens() {
@@ -89,8 +97,11 @@
     return element;
   }
 
-  function addTile(image) {
-    if (images.has(image.id)) return;
+  function tileOf(id) {
+    return grid.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+  }
+
+  function newTile(image) {
     images.set(image.id, image);
     const item = document.createElement('li');
     item.dataset.id = image.id;
@@ -100,13 +111,34 @@
     button.append(picture(image, SIZES));
     button.addEventListener('click', () => open(image));
     item.append(button);
-    grid.append(item);
     $('empty').hidden = true;
+    return item;
+  }
+
+  // The grid is in the listing's order (oldest first): the loaded pages,
+  // then what arrived since (uploaded here, or heard live), which is newer
+  // than anything listed and so belongs after the pages not loaded yet.
+  function addTile(image) {
+    if (images.has(image.id)) return;
+    const item = newTile(image);
+    item.dataset.live = '';
+    grid.append(item);
+  }
+
+  // An image of a page, after the pages before it; the tile of one that
+  // arrived live moves there. Returns the tile, or null if it was listed.
+  function listTile(image) {
+    let item = tileOf(image.id);
+    if (item && !('live' in item.dataset)) return null;
+    if (item) delete item.dataset.live;
+    else item = newTile(image);
+    grid.insertBefore(item, grid.querySelector('li[data-live]'));
+    return item;
   }
 
   function removeTile(id) {
     images.delete(id);
-    grid.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.remove();
+    tileOf(id)?.remove();
     if (viewer.open && viewer.dataset.id === id) viewer.close();
     $('empty').hidden = images.size > 0;
   }
@@ -116,28 +148,53 @@
     return match ? match[1] : null;
   }
 
+  // Adds a page of the listing; returns the tiles it placed, in order.
   async function loadPage(url) {
+    const started = generation;
     let response;
+    let body;
     try {
       response = await fetch(url, { headers: { Accept: 'application/json' } });
+      body = response.ok ? await response.json() : await response.text();
     } catch {
       announce('The service cannot be reached; showing what was loaded.');
-      return;
+      return [];
     }
     if (!response.ok) {
-      announce(problem(response.status, await response.text()));
-      return;
+      announce(problem(response.status, body));
+      return [];
     }
-    (await response.json()).forEach(addTile);
+    if (started !== generation) return [];
+    const placed = body.map(listTile).filter(Boolean);
     next = nextLink(response.headers.get('Link'));
     $('more').hidden = !next;
     $('empty').hidden = images.size > 0;
+    return placed;
   }
 
   function reload() {
+    generation += 1;
     images.clear();
     grid.replaceChildren();
+    next = null;
+    $('more').hidden = true;
     return loadPage(PAGE);
+  }
+
+  async function loadMore() {
+    if (!next || loadingMore) return;
+    const more = $('more');
+    loadingMore = true;
+    const placed = await loadPage(next).finally(() => {
+      loadingMore = false;
+    });
+    // NOTE: The button hides after the last page, and focus would fall to
+    //   the body: keyboard users go on from the first tile the page brought.
+    //   Unless they went elsewhere meanwhile.
+    const focus = document.activeElement;
+    if (focus !== more && focus !== document.body) return;
+    if (placed.length) placed[0].querySelector('button').focus();
+    else if (more.hidden) $('images-heading').focus();
   }
 
   function open(image) {
@@ -170,6 +227,17 @@
     } else {
       $('viewer-error').textContent = problem(response.status, await response.text());
     }
+  }
+
+  // A row's failure: no progress bar (a full one reads as done), a word
+  // where it was, and the reason below.
+  function failed(row, bar, outcome, reason) {
+    const state = document.createElement('span');
+    state.className = 'state';
+    state.textContent = 'Failed';
+    bar.replaceWith(state);
+    row.className = 'failed';
+    outcome.textContent = reason;
   }
 
   // One file: a row with a progress bar, then the outcome in the service's words.
@@ -208,14 +276,12 @@
           row.className = 'stored';
           outcome.textContent = 'Stored.';
         } else {
-          row.className = 'failed';
-          outcome.textContent = problem(request.status, request.responseText);
+          failed(row, bar, outcome, problem(request.status, request.responseText));
         }
         resolve();
       });
       request.addEventListener('error', () => {
-        row.className = 'failed';
-        outcome.textContent = 'The upload did not reach the service; try again.';
+        failed(row, bar, outcome, 'The upload did not reach the service; try again.');
         resolve();
       });
       request.send(form);
@@ -232,20 +298,50 @@
 
   function listen() {
     const live = $('live');
-    const source = new EventSource('events');
-    source.addEventListener('open', () => {
-      live.dataset.state = 'live';
-      live.textContent = 'Live';
-    });
-    source.addEventListener('error', () => {
-      // NOTE: The browser reconnects by itself, with the last event's id.
-      live.dataset.state = 'offline';
-      live.textContent = 'Reconnecting…';
-    });
-    source.addEventListener('image-created', (event) => addTile(JSON.parse(event.data)));
-    source.addEventListener('image-deleted', (event) => removeTile(JSON.parse(event.data).id));
-    // NOTE: Events were missed (the service restarted, or we were away long).
-    source.addEventListener('resync', reload);
+    let delay = RETRY_FIRST;
+    // NOTE: Until the first stream opens or fails, the listing the page
+    //   reads at the start is as new as the stream.
+    let first = true;
+
+    function connect() {
+      const source = new EventSource('events');
+      // NOTE: Whether a reconnect of this stream can say where it left off.
+      let heard = false;
+      const on = (name, handle) => source.addEventListener(name, (event) => {
+        heard = heard || Boolean(event.lastEventId);
+        handle(JSON.parse(event.data));
+      });
+      source.addEventListener('open', () => {
+        delay = RETRY_FIRST;
+        live.dataset.state = 'live';
+        live.textContent = 'Live';
+        // NOTE: A stream without a Last-Event-ID starts from now: what
+        //   happened while there was none is only in the listing.
+        if (!first && !heard) reload();
+        first = false;
+      });
+      source.addEventListener('error', () => {
+        live.dataset.state = 'offline';
+        if (source.readyState !== EventSource.CLOSED) {
+          // NOTE: The browser reconnects by itself, with the last event's id.
+          live.textContent = 'Reconnecting…';
+          return;
+        }
+        // NOTE: An answer other than a 200 event stream (a 503 while the
+        //   service restarts behind a proxy) closes it for good: the
+        //   browser never tries again, so we do, with a new stream.
+        first = false;
+        live.textContent = `Offline; trying again in ${delay} s…`;
+        setTimeout(connect, delay * 1000);
+        delay = Math.min(delay * 2, RETRY_MAX);
+      });
+      on('image-created', addTile);
+      on('image-deleted', (data) => removeTile(data.id));
+      // NOTE: Events were missed (the service restarted, or we were away long).
+      on('resync', reload);
+    }
+
+    connect();
   }
 
   function setUpDrop() {
@@ -268,7 +364,7 @@
     });
   });
   $('token-form').addEventListener('submit', (event) => event.preventDefault());
-  $('more').addEventListener('click', () => next && loadPage(next));
+  $('more').addEventListener('click', loadMore);
   $('delete').addEventListener('click', remove);
   $('close').addEventListener('click', () => viewer.close());
   setUpDrop();
