@@ -374,6 +374,26 @@ def test_the_stream_is_opened_again_after_a_refusal(
     page.screenshot(path=artifacts / 'gallery-live-again.png')
 
 
+def test_an_image_stored_while_the_stream_opens_is_shown(services, pages, tmp_path):
+    """The listing is read once the stream is open: an image stored between
+    the page's start and its stream's is in one or the other."""
+    service = services(tmp_path / 'images').start()
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page = pages(service, DESKTOP, routes=[('**/events', hold)], live=False)
+    page.wait_for_function('() => document.readyState === "complete"')
+    assert len(held) == 1
+    created = upload(service, corpus.encode(corpus.pattern((320, 240)), 'PNG'))
+    # NOTE: Well before the page would read the listing without a stream.
+    held[0].continue_()
+    page.wait_for_selector('#live[data-state=live]', timeout=2_000)
+    page.wait_for_selector(f'#grid li[data-id="{created["id"]}"]', timeout=2_000)
+    assert tiles(page) == [created['id']]
+
+
 def test_load_more_hands_focus_to_the_first_new_tile(
     services, pages, tmp_path, artifacts
 ):

@@ -385,8 +385,12 @@ def test_cancelled_commits_that_happen_anyway_keep_their_files(
         other = sqlite3.connect(_sqlite_path(store_config), isolation_level=None)
         other.execute('BEGIN IMMEDIATE')
         task = asyncio.ensure_future(operation(store)(*args))
-        # NOTE: Long enough to convert and write; the commit waits on the lock.
+        # NOTE: Long enough to convert and write (a save's file is there,
+        #   however busy the machine); the commit waits on the lock.
         await asyncio.sleep(0.5)
+        async with asyncio.timeout(30):
+            while operation is saving and not os.listdir(storage_path):
+                await asyncio.sleep(0.05)
         task.cancel()
         await asyncio.sleep(0.1)
         # NOTE: The other process lets go; the cancelled commit now happens.
@@ -396,10 +400,11 @@ def test_cancelled_commits_that_happen_anyway_keep_their_files(
             await task
         return store
 
+    def saving(store):
+        return store.save
+
     image_id = '00000000-0000-4000-8000-0000000000aa'
-    store = falcon.async_to_sync(
-        cancel_while_locked, lambda store: store.save, image_id, _png(1)
-    )
+    store = falcon.async_to_sync(cancel_while_locked, saving, image_id, _png(1))
     assert falcon.async_to_sync(store.find, image_id) is not None
     assert os.listdir(storage_path) == [image_id]
 

@@ -16,6 +16,8 @@
   //   doubled on each refusal in a row.
   const RETRY_FIRST = 1;
   const RETRY_MAX = 30;
+  // NOTE: Seconds the first listing waits at most for the event stream.
+  const LIST_AFTER = 3;
 
   const $ = (id) => document.getElementById(id);
   const grid = $('grid');
@@ -26,6 +28,10 @@
   //   of the listing before that is dropped.
   let generation = 0;
   let loadingMore = false;
+  // NOTE: Whether the listing was read yet, and whether the status line says
+  //   it could not be.
+  let listed = false;
+  let troubled = false;
 
   // Delete tokens of what this browser uploaded, by image id.
   function tokens() {
@@ -158,18 +164,32 @@
       body = response.ok ? await response.json() : await response.text();
     } catch {
       announce('The service cannot be reached; showing what was loaded.');
+      troubled = true;
       return [];
     }
     if (!response.ok) {
       announce(problem(response.status, body));
+      troubled = true;
       return [];
     }
+    if (troubled) announce('');
+    troubled = false;
     if (started !== generation) return [];
     const placed = body.map(listTile).filter(Boolean);
     next = nextLink(response.headers.get('Link'));
     $('more').hidden = !next;
     $('empty').hidden = images.size > 0;
     return placed;
+  }
+
+  // NOTE: The first listing is read once the event stream is open, so that
+  //   an image stored meanwhile is in one or the other (or both: tiles are
+  //   by id), never in neither; a refused or slow stream does not hold the
+  //   page up for long.
+  function listOnce() {
+    if (listed) return;
+    listed = true;
+    loadPage(PAGE);
   }
 
   function reload() {
@@ -299,9 +319,6 @@
   function listen() {
     const live = $('live');
     let delay = RETRY_FIRST;
-    // NOTE: Until the first stream opens or fails, the listing the page
-    //   reads at the start is as new as the stream.
-    let first = true;
 
     function connect() {
       const source = new EventSource('events');
@@ -317,8 +334,8 @@
         live.textContent = 'Live';
         // NOTE: A stream without a Last-Event-ID starts from now: what
         //   happened while there was none is only in the listing.
-        if (!first && !heard) reload();
-        first = false;
+        if (!listed) listOnce();
+        else if (!heard) reload();
       });
       source.addEventListener('error', () => {
         live.dataset.state = 'offline';
@@ -330,7 +347,7 @@
         // NOTE: An answer other than a 200 event stream (a 503 while the
         //   service restarts behind a proxy) closes it for good: the
         //   browser never tries again, so we do, with a new stream.
-        first = false;
+        listOnce();
         live.textContent = `Offline; trying again in ${delay} s…`;
         setTimeout(connect, delay * 1000);
         delay = Math.min(delay * 2, RETRY_MAX);
@@ -369,5 +386,5 @@
   $('close').addEventListener('click', () => viewer.close());
   setUpDrop();
   listen();
-  loadPage(PAGE);
+  setTimeout(listOnce, LIST_AFTER * 1000);
 })();
