@@ -140,13 +140,21 @@ class EventHub:
                     self.CLIENT_QUEUE,
                 )
 
+    def start(self) -> None:
+        """Start listening to other processes, if there are any (at start-up:
+        a process that has heard them can answer a reconnect from another's
+        stream with what it missed)."""
+        if self._redis.absent:
+            return
+        if self._relay is None or self._relay.done():
+            self._relay = asyncio.ensure_future(self._listen())
+
     async def ready(self) -> None:
         """Start listening to other processes, if there are any, and wait
         (``config.redis_timeout`` at most) until we hear them."""
         if self._redis.absent:
             return
-        if self._relay is None or self._relay.done():
-            self._relay = asyncio.ensure_future(self._listen())
+        self.start()
         try:
             async with asyncio.timeout(self._config.redis_timeout):
                 await self._subscribed.wait()
@@ -204,8 +212,7 @@ class EventHub:
             client = self._config.redis_from_url(self._config.redis_host)
             pubsub = client.pubsub()
             try:
-                async with asyncio.timeout(self._config.redis_timeout):
-                    await pubsub.subscribe(self.channel)
+                await self._subscribe(pubsub)
                 self._relay_up()
                 while True:
                     await self._relay_one(pubsub)
@@ -220,6 +227,15 @@ class EventHub:
                     self.MAX_RELAY_RETRY,
                 )
             )
+
+    async def _subscribe(self, pubsub):
+        async with asyncio.timeout(self._config.redis_timeout):
+            await pubsub.subscribe(self.channel)
+            # NOTE: SUBSCRIBE only sends: its answer, or a refusal (an ACL
+            #   without this channel) raised here, comes as the first message.
+            message = await pubsub.get_message(timeout=self._config.redis_timeout)
+        if message is None or message['type'] != 'subscribe':
+            raise redis.exceptions.ConnectionError('no answer to SUBSCRIBE')
 
     async def _relay_one(self, pubsub):
         message = await pubsub.get_message(
@@ -304,6 +320,21 @@ def _is_relayable(event_id: Any, name: Any, text: Any) -> bool:
         and len(text) <= _MAX_DATA
         # NOTE: A line break would start another field of the stream.
         and not any(c in value for value in (event_id, text) for c in '\r\n')
+        and _is_about_an_image(name, text)
+    )
+
+
+def _is_about_an_image(name: str, text: str) -> bool:
+    """Whether ``text`` is what a page reads from such an event: an image's
+    JSON, or (deleted) its id."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or not isinstance(data.get('id'), str):
+        return False
+    return name == DELETED or (
+        isinstance(data.get('image'), str) and isinstance(data.get('srcset'), dict)
     )
 
 
@@ -332,20 +363,35 @@ class StreamingApp(falcon.asgi.App):
         # NOTE: Falcon's stream loop awaits the server's send(), which (flow
         #   control) waits for as long as the client reads nothing; nothing of
         #   the stream's own runs meanwhile, so the bound goes around send().
-        if scope['type'] == 'http' and scope['path'].endswith(EVENTS_PATH):
-            send = _bounded(send, self._stall)
-        await super().__call__(scope, receive, send)
-
-
-def _bounded(send, stall):
-    async def bounded(message):
+        if scope['type'] != 'http' or not scope['path'].endswith(EVENTS_PATH):
+            await super().__call__(scope, receive, send)
+            return
+        bounded = _BoundedSend(send, self._stall)
         try:
-            async with asyncio.timeout(stall):
-                await send(message)
-        except TimeoutError:
-            _disconnect(send, stall)
+            await super().__call__(scope, receive, bounded)
+        except asyncio.CancelledError:
+            # NOTE: The server stops, and its wait for open requests ran out
+            #   (a stream never ends by itself): the stream ends as one does,
+            #   rather than with a traceback per client in the log.
+            if not bounded.started:
+                raise
+            asyncio.current_task().uncancel()
+            await bounded({'type': 'http.response.body'})
 
-    return bounded
+
+class _BoundedSend:
+    def __init__(self, send, stall):
+        self._send = send
+        self._stall = stall
+        self.started = False
+
+    async def __call__(self, message):
+        self.started = True
+        try:
+            async with asyncio.timeout(self._stall):
+                await self._send(message)
+        except TimeoutError:
+            _disconnect(self._send, self._stall)
 
 
 def _disconnect(send, stall):
@@ -382,10 +428,14 @@ class Events:
 
 
 class EventsLifespan:
-    """Falcon middleware that stops the hub's Redis relay with the app."""
+    """Falcon middleware that starts and stops the hub's Redis relay with
+    the app."""
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
+
+    async def process_startup(self, scope, event):
+        self._hub.start()
 
     async def process_shutdown(self, scope, event):
         await self._hub.close()

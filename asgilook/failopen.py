@@ -50,6 +50,7 @@ class FailOpenRedis:
         self.absent = not config.redis_enabled
 
         self._failures = 0
+        self._refusals: set[str] = set()
         # NOTE: None until the first command: the gauge is set on changes only.
         self._up: bool | None = None
         self.retry_at = 0.0
@@ -66,6 +67,11 @@ class FailOpenRedis:
             # NOTE: A timeout scope, not wait_for(): no task made per command.
             async with asyncio.timeout(self._config.redis_timeout):
                 result = await self._send(command, *args, **kwargs)
+        except redis.exceptions.ResponseError as ex:
+            # NOTE: An answer, a refusal (an ACL, maxmemory): Redis is up,
+            #   and other commands may well go on working.
+            self._refused(command, ex)
+            raise Unavailable from ex
         except _REDIS_ERRORS as ex:
             metrics.redis_failure()
             # NOTE: Calls that were on their way when Redis went are one
@@ -115,6 +121,18 @@ class FailOpenRedis:
                 await self.call('delete', key)
         except Unavailable:
             pass
+
+    def _refused(self, command: str, ex: BaseException) -> None:
+        metrics.redis_failure()
+        if command not in self._refusals:
+            self._refusals.add(command)
+            logger.warning(
+                'Redis at %s refuses %s (%s: %s); asgilook goes on without it',
+                redacted(self._config.redis_host),
+                command.upper(),
+                type(ex).__name__,
+                ex,
+            )
 
     def _mark_down(self, ex: BaseException) -> None:
         if self._up is not False:

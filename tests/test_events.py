@@ -536,6 +536,13 @@ def test_images_without_a_hub_tell_nobody(config, png_image):
         {'id': 'a', 'event': 'resync', 'data': '{}'},
         {'id': 'a', 'event': ['image-deleted'], 'data': '{}'},
         {'id': 'a', 'event': 'image-created', 'data': 'x' * (64 * 1024 + 1)},
+        # NOTE: Well-formed, but not what a page can show.
+        {'id': 'a', 'event': 'image-created', 'data': '{}'},
+        {'id': 'a', 'event': 'image-created', 'data': '{"id":"a"}'},
+        {'id': 'a', 'event': 'image-created', 'data': '{"id":"a","image":"/i"}'},
+        {'id': 'a', 'event': 'image-deleted', 'data': '{"id":7}'},
+        {'id': 'a', 'event': 'image-deleted', 'data': '["a"]'},
+        {'id': 'a', 'event': 'image-deleted', 'data': 'a'},
     ],
 )
 def test_relayed_messages_that_are_not_events_are_dropped(config, caplog, message):
@@ -547,8 +554,13 @@ def test_relayed_messages_that_are_not_events_are_dropped(config, caplog, messag
 
 def test_a_relayed_event_is_delivered(config):
     hub = EventHub(config, _absent_redis(config))
-    hub._receive(json.dumps({'id': 'a', 'event': 'image-deleted', 'data': '{}'}))
-    assert list(hub._backlog) == ['a']
+    created = {'id': 'b', 'image': '/images/b.jpeg', 'srcset': {}}
+    for message in (
+        {'id': 'a', 'event': 'image-deleted', 'data': '{"id":"a"}'},
+        {'id': 'b', 'event': 'image-created', 'data': json.dumps(created)},
+    ):
+        hub._receive(json.dumps(message))
+    assert list(hub._backlog) == ['a', 'b']
 
 
 def test_deployments_on_other_redis_databases_do_not_hear_each_other(
@@ -672,9 +684,14 @@ def uvicorn_app(config, real_redis):
     thread = threading.Thread(target=server.run)
     thread.start()
     wait_for(lambda: server.started, what='uvicorn to start')
+
+    def stop():
+        server.should_exit = True
+        thread.join()
+
+    server.stop = stop
     yield server
-    server.should_exit = True
-    thread.join()
+    stop()
 
 
 class _Served:
@@ -704,9 +721,10 @@ def test_a_client_that_stops_reading_is_disconnected(uvicorn_app, real_redis, ca
         #   takes: megabytes, more than any buffer on the way holds.
         with real_redis.client() as client:
             for number in range(200):
+                data = json.dumps({'id': f'{number}', 'padding': 'x' * 60000})
                 message = {'id': f'big-{number}', 'event': 'image-deleted'}
                 client.publish(
-                    'asgilook:events:0', json.dumps({**message, 'data': 'x' * 60000})
+                    'asgilook:events:0', json.dumps({**message, 'data': data})
                 )
                 # NOTE: The reader keeps up; only the stalled client does not.
                 assert reader.next_event()['id'] == f'big-{number}'
@@ -752,3 +770,92 @@ def test_a_stalled_stream_on_another_server_ends_with_an_error(config, caplog):
     run(scenario())
     assert sent[0] == 'http.response.start'
     assert 'took nothing for 0.1 s' in caplog.text
+
+
+def test_streams_end_cleanly_when_the_server_stops(uvicorn_app, caplog):
+    stream = LiveStream(_Served(uvicorn_app))
+    # NOTE: uvicorn waits a second (timeout_graceful_shutdown) for the stream
+    #   to end, then cancels it.
+    uvicorn_app.stop()
+    # NOTE: Keep-alives, then the end of a chunked body, not a cut
+    #   (IncompleteRead).
+    rest = parse(stream.response.read().decode())
+    assert all(block == {'comment': 'ping'} for block in rest)
+    stream.close()
+    assert 'Exception in ASGI application' not in caplog.text
+    assert 'Traceback' not in caplog.text
+
+
+def test_a_process_hears_the_others_from_its_start(config, png_image):
+    """A reconnect that lands on a process which no stream has asked yet
+    still gets what it missed, not a resync."""
+    one, two = create_app(config), create_app(config)
+
+    async def scenario():
+        async with (
+            falcon.testing.ASGIConductor(one) as a,
+            falcon.testing.ASGIConductor(two) as b,
+        ):
+            # NOTE: Time for both relays, started at start-up, to subscribe.
+            await asyncio.sleep(0.2)
+            async with a.simulate_get_stream('/events') as stream:
+                reader = Reader(stream)
+                await reader.blocks(1)
+                created = (await a.simulate_post('/images', body=png_image)).json
+                event = (await reader.events(1))[0]
+            last = {'Last-Event-ID': event['id']}
+            async with b.simulate_get_stream('/events', headers=last) as stream:
+                reader = Reader(stream)
+                await reader.blocks(1)
+                await a.simulate_delete(created['image'])
+                return created, (await reader.events(1))[0]
+
+    created, heard = run(scenario())
+    assert heard['event'] == 'image-deleted'
+    assert json.loads(heard['data']) == {'id': created['id']}
+
+
+@pytest.fixture
+def channel_less_redis(real_redis):
+    """A user who may do anything but use pub/sub channels: Redis 7's default
+    for a new user, and a common ACL mistake."""
+    with real_redis.client() as client:
+        client.execute_command(
+            'ACL', 'SETUSER', 'no-channels', 'on', '>secret', '~*', '+@all',
+            'resetchannels',
+        )  # fmt: skip
+    yield f'redis://no-channels:secret@127.0.0.1:{real_redis.port}'
+    with real_redis.client() as client:
+        client.execute_command('ACL', 'DELUSER', 'no-channels')
+
+
+def test_a_redis_that_refuses_channels_leaves_events_local_and_the_cache_on(
+    config, channel_less_redis, png_image, caplog
+):
+    config.redis_from_url = Config.DEFAULT_REDIS_FROM_URL
+    config.redis_host = channel_less_redis
+    config.redis_retry_interval = 0.1
+    app = create_app(config)
+
+    async def scenario():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            async with conductor.simulate_get_stream('/events') as stream:
+                reader = Reader(stream)
+                await reader.blocks(1)
+                await conductor.simulate_post('/images', body=png_image)
+                # NOTE: Long enough for the relay to try several times.
+                await asyncio.sleep(1)
+                listings = [await conductor.simulate_get('/images') for _ in range(2)]
+                await conductor.simulate_post('/images', body=png_image)
+                events = await reader.events(2)
+        return [r.headers['X-ASGILook-Cache'] for r in listings], events
+
+    caches, events = run(scenario())
+    # NOTE: No resync: the relay never was up, so nothing came back.
+    assert [event['event'] for event in events] == ['image-created'] * 2
+    assert caches == ['Miss', 'Hit']
+    assert caplog.text.count('not relaying events') == 1
+    assert 'NoPermissionError' in caplog.text
+    assert caplog.text.count('refuses PUBLISH') == 1
+    assert 'answers again' not in caplog.text
+    assert 'is not answering' not in caplog.text
