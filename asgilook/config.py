@@ -268,6 +268,8 @@ def _is_web_origin(parts):
         and bool(parts.hostname)
         and _HOST.fullmatch(parts.hostname) is not None
         and '@' not in parts.netloc
+        # NOTE: No one listens on port 0.
+        and parts.port != 0
     )
 
 
@@ -449,6 +451,12 @@ class _Environment:
             or parts.query
             or parts.fragment
             or not _PATH.fullmatch(parts.path)
+            # NOTE: A browser resolves these away; every URL made on it would
+            #   then point somewhere else than it says.
+            or any(
+                urllib.parse.unquote(segment) in ('.', '..')
+                for segment in parts.path.split('/')
+            )
         ):
             raise ValueError(
                 f'{name} must be an http:// or https:// URL, such as '

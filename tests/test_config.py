@@ -328,6 +328,11 @@ def test_public_url(tmp_path, raw, url):
         'http://img.example.com/é',
         'http://bücher.example',
         'http://img.example.com/%zz',
+        'http://img.example.com:0',
+        'https://example.com/a/../b',
+        'https://example.com/a/./b',
+        'https://example.com/%2E%2e/b',
+        'https://example.com/..',
     ],
 )
 def test_bad_public_urls(tmp_path, raw):
@@ -371,6 +376,7 @@ def test_cors_origins(tmp_path, raw, origins):
         'x#y',
         'http://[::1',
         'http://a"b.example',
+        'http://localhost:0',
     ],
 )
 def test_bad_cors_origins(tmp_path, raw):
