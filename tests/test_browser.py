@@ -10,7 +10,9 @@ import io
 import json
 import os
 import pathlib
+import re
 import time
+import urllib.parse
 
 import PIL.Image
 import PIL.ImageDraw
@@ -23,6 +25,8 @@ from .servers import Service
 TOKEN = 'operator-token-0123456789'
 PHONE = {'width': 400, 'height': 800}
 DESKTOP = {'width': 1280, 'height': 800}
+# NOTE: The listing's first page, as the gallery asks for it.
+LISTING = re.compile(r'/images\?limit=60$')
 # NOTE: Hues for the pictures the gallery shows: sky, sunset, moss, dusk.
 PALETTES = [
     ((36, 99, 160), (250, 214, 120)),
@@ -491,3 +495,185 @@ def test_a_failed_upload_shows_failure_not_a_full_bar(
     }
     assert page.evaluate('document.documentElement.scrollWidth') <= PHONE['width']
     page.screenshot(path=artifacts / 'gallery-failed-uploads.png')
+
+
+def stream(*events, retry=3_600_000):
+    """A hand-written event stream: ``(name, data)`` pairs. The browser
+    opens it again only after ``retry`` milliseconds."""
+    body = f'retry: {retry}\n\n'
+    return body + ''.join(f'event: {name}\ndata: {data}\n\n' for name, data in events)
+
+
+def answer_stream(route, *events, retry=3_600_000):
+    route.fulfill(
+        status=200,
+        content_type='text/event-stream',
+        body=stream(*events, retry=retry),
+    )
+
+
+def until(page, condition):
+    """Wait (letting Playwright call the route handlers) until ``condition()``."""
+    deadline = time.monotonic() + 15
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out'
+        page.wait_for_timeout(20)
+
+
+def delete(service, image):
+    """Delete as another client would."""
+    path = urllib.parse.urlsplit(image['image']).path
+    status, _, text = service.request('DELETE', path)
+    assert status == 204, text
+
+
+def focused(page):
+    """The id of the tile that has keyboard focus, or of the element."""
+    return page.evaluate(
+        """() => {
+            const element = document.activeElement;
+            return element.closest('#grid li')?.dataset.id || element.id
+                || element.tagName;
+        }"""
+    )
+
+
+@pytest.mark.parametrize('deleted_elsewhere', [False, True])
+def test_the_large_view_deletes_after_a_resync(
+    services, pages, tmp_path, deleted_elsewhere
+):
+    service = services(tmp_path / 'images').start()
+    image = upload(service, corpus.encode(corpus.pattern((320, 240)), 'PNG'))
+    streams = []
+    listings = []
+
+    def events(route):
+        # NOTE: The first stream opens and ends at once, as a dropped
+        #   connection does; the browser's reconnect is held.
+        streams.append(route)
+        if len(streams) == 1:
+            answer_stream(route, retry=100)
+
+    def listing_route(route):
+        listings.append(route)
+        if len(listings) > 1 and not deleted_elsewhere:
+            route.fulfill(status=503, json={'title': 'Service Unavailable'})
+        else:
+            route.continue_()
+
+    routes = [('**/events', events), (LISTING, listing_route)]
+    page = pages(service, DESKTOP, routes=routes, live=False)
+    page.click(f'#grid li[data-id="{image["id"]}"] button')
+    until(page, lambda: len(streams) == 2)
+    if deleted_elsewhere:
+        delete(service, image)
+    answer_stream(streams[1], ('resync', '{}'))
+    # NOTE: The listing was read again (or refused); the large view stays open.
+    page.wait_for_selector('#grid li', state='detached')
+    until(page, lambda: len(listings) >= 2)
+    if not deleted_elsewhere:
+        page.wait_for_selector('#status:has-text("Service Unavailable")')
+    assert page.eval_on_selector('#viewer', 'dialog => dialog.open')
+
+    page.click('#delete')
+    page.wait_for_selector('#viewer', state='hidden')
+    assert page.inner_text('#status') == 'Image deleted.'
+    assert listing(service) == []
+    assert focused(page) == 'images-heading'
+
+
+def test_a_listing_page_in_flight_does_not_bring_back_a_deleted_image(
+    services, pages, tmp_path
+):
+    service = services(tmp_path / 'images').start()
+    gone, kept = (
+        upload(service, corpus.encode(corpus.pattern((64, 48)), 'PNG'))
+        for _ in range(2)
+    )
+    held = []
+    page = pages(service, DESKTOP, routes=[(LISTING, lambda route: held.append(route))])
+    until(page, lambda: held)
+    # NOTE: The page is read by the service before the delete, and reaches
+    #   the browser after the delete's event (and a later upload's) did.
+    response = held[0].fetch()
+    delete(service, gone)
+    later = upload(service, corpus.encode(corpus.pattern((48, 64)), 'PNG'))
+    page.wait_for_selector(f'#grid li[data-id="{later["id"]}"]')
+    held[0].fulfill(response=response)
+    page.wait_for_selector(f'#grid li[data-id="{kept["id"]}"]')
+    assert tiles(page) == [kept['id'], later['id']]
+
+
+def test_focus_goes_to_a_neighbouring_tile_when_the_viewed_image_goes(
+    services, pages, tmp_path
+):
+    service = services(tmp_path / 'images').start()
+    a, b, c, d = (
+        upload(service, corpus.encode(corpus.pattern((64 + n, 48)), 'PNG'))
+        for n in range(4)
+    )
+    page = pages(service, DESKTOP)
+    wait_for_tiles(page, 4)
+
+    def view(image):
+        page.focus(f'#grid li[data-id="{image["id"]}"] button')
+        page.keyboard.press('Enter')
+        assert page.eval_on_selector('#viewer', 'dialog => dialog.open')
+
+    def gone(image):
+        page.wait_for_selector(f'#grid li[data-id="{image["id"]}"]', state='detached')
+        assert not page.eval_on_selector('#viewer', 'dialog => dialog.open')
+
+    # NOTE: Deleted from the view: the next tile.
+    view(b)
+    page.focus('#delete')
+    page.keyboard.press('Enter')
+    gone(b)
+    assert focused(page) == c['id']
+    # NOTE: Deleted elsewhere while viewed, the last one: the previous tile.
+    view(d)
+    delete(service, d)
+    gone(d)
+    assert focused(page) == c['id']
+    # NOTE: Deleted elsewhere while not viewed: focus stays where it is.
+    delete(service, a)
+    page.wait_for_selector(f'#grid li[data-id="{a["id"]}"]', state='detached')
+    assert focused(page) == c['id']
+    # NOTE: No tile left: the heading.
+    view(c)
+    delete(service, c)
+    gone(c)
+    assert focused(page) == 'images-heading'
+
+
+def test_events_without_what_the_page_needs_are_ignored(services, pages, tmp_path):
+    service = services(tmp_path / 'images').start()
+    image = upload(service, corpus.encode(corpus.pattern((320, 240)), 'PNG'))
+    del image['delete_token']
+    held = []
+    errors = []
+    # NOTE: The listing was read before the upload; the stream tells of it,
+    #   after events a relay passed on without what the page needs.
+    routes = [
+        ('**/events', lambda route: held.append(route)),
+        (LISTING, lambda route: route.fulfill(json=[])),
+    ]
+    page = pages(service, DESKTOP, routes=routes, live=False)
+    page.on('pageerror', lambda error: errors.append(error))
+    until(page, lambda: held)
+    answer_stream(
+        held[0],
+        ('image-created', '{}'),
+        ('image-created', '{'),
+        ('image-created', 'null'),
+        ('image-created', json.dumps({**image, 'srcset': {}})),
+        ('image-created', json.dumps({**image, 'width': '320'})),
+        ('image-deleted', '{}'),
+        ('image-deleted', 'null'),
+        ('image-deleted', '{"id": 7}'),
+        ('image-created', json.dumps(image)),
+    )
+    page.wait_for_selector(f'#grid li[data-id="{image["id"]}"]')
+    assert tiles(page) == [image['id']]
+    assert '/thumbnails/' in current_source(page)
+    assert errors == []

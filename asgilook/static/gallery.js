@@ -23,6 +23,12 @@
   const grid = $('grid');
   const viewer = $('viewer');
   const images = new Map();
+  // NOTE: Ids deleted while this page is open: a listing page read before
+  //   the delete was heard must not bring their tiles back.
+  const deleted = new Set();
+  // NOTE: The image the large view shows, apart from `images`: a resync
+  //   empties that, and a later page may not be loaded again.
+  let viewed = null;
   let next = null;
   // NOTE: Bumped when the listing is read again from its first page: a page
   //   of the listing before that is dropped.
@@ -98,7 +104,7 @@
     img.height = image.height;
     img.alt = describe(image);
     img.style.backgroundColor = image.color;
-    img.style.backgroundImage = `url("${image.placeholder}")`;
+    if (image.placeholder) img.style.backgroundImage = `url("${image.placeholder}")`;
     element.append(img);
     return element;
   }
@@ -125,7 +131,7 @@
   // then what arrived since (uploaded here, or heard live), which is newer
   // than anything listed and so belongs after the pages not loaded yet.
   function addTile(image) {
-    if (images.has(image.id)) return;
+    if (images.has(image.id) || deleted.has(image.id)) return;
     const item = newTile(image);
     item.dataset.live = '';
     grid.append(item);
@@ -134,6 +140,7 @@
   // An image of a page, after the pages before it; the tile of one that
   // arrived live moves there. Returns the tile, or null if it was listed.
   function listTile(image) {
+    if (deleted.has(image.id)) return null;
     let item = tileOf(image.id);
     if (item && !('live' in item.dataset)) return null;
     if (item) delete item.dataset.live;
@@ -142,10 +149,19 @@
     return item;
   }
 
+  // NOTE: Keyboard focus on the tile that goes, or in the large view of its
+  //   image, would fall to the body: it goes to the next tile, else the
+  //   previous one, else the heading.
   function removeTile(id) {
+    deleted.add(id);
     images.delete(id);
-    tileOf(id)?.remove();
-    if (viewer.open && viewer.dataset.id === id) viewer.close();
+    const item = tileOf(id);
+    const viewing = viewer.open && viewed?.id === id;
+    const focused = viewing || Boolean(item?.contains(document.activeElement));
+    const neighbour = item?.nextElementSibling || item?.previousElementSibling;
+    item?.remove();
+    if (viewing) viewer.close();
+    if (focused) (neighbour?.querySelector('button') || $('images-heading')).focus();
     $('empty').hidden = images.size > 0;
   }
 
@@ -218,7 +234,7 @@
   }
 
   function open(image) {
-    viewer.dataset.id = image.id;
+    viewed = image;
     $('viewer-title').textContent = `Image of ${image.width} × ${image.height}`;
     $('viewer-picture').replaceChildren(picture(image, VIEWER_SIZES));
     $('viewer-original').href = image.image;
@@ -227,7 +243,7 @@
   }
 
   async function remove() {
-    const image = images.get(viewer.dataset.id);
+    const image = viewed;
     if (!image) return;
     const token = tokens()[image.id] || apiToken();
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
@@ -240,10 +256,8 @@
     }
     if (response.status === 204 || response.status === 404) {
       keepToken(image.id, null);
-      removeTile(image.id);
       announce('Image deleted.');
-      // NOTE: Its tile is gone; keyboard users go on from the heading.
-      $('images-heading').focus();
+      removeTile(image.id);
     } else {
       $('viewer-error').textContent = problem(response.status, await response.text());
     }
@@ -316,6 +330,31 @@
     await Promise.all(Array.from({ length: PARALLEL_UPLOADS }, worker));
   }
 
+  // NOTE: A relay passes on what it was given: an event without what the
+  //   page needs is ignored rather than thrown on.
+  function isImage(data) {
+    return (
+      typeof data?.id === 'string' &&
+      typeof data.image === 'string' &&
+      typeof data.srcset?.jpeg === 'string' &&
+      Number.isFinite(data.width) &&
+      Number.isFinite(data.height)
+    );
+  }
+
+  function isDeletion(data) {
+    return typeof data?.id === 'string';
+  }
+
+  // The event's JSON, or undefined if it is not JSON.
+  function parse(text) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  }
+
   function listen() {
     const live = $('live');
     let delay = RETRY_FIRST;
@@ -324,9 +363,10 @@
       const source = new EventSource('events');
       // NOTE: Whether a reconnect of this stream can say where it left off.
       let heard = false;
-      const on = (name, handle) => source.addEventListener(name, (event) => {
+      const on = (name, valid, handle) => source.addEventListener(name, (event) => {
         heard = heard || Boolean(event.lastEventId);
-        handle(JSON.parse(event.data));
+        const data = parse(event.data);
+        if (valid(data)) handle(data);
       });
       source.addEventListener('open', () => {
         delay = RETRY_FIRST;
@@ -352,10 +392,10 @@
         setTimeout(connect, delay * 1000);
         delay = Math.min(delay * 2, RETRY_MAX);
       });
-      on('image-created', addTile);
-      on('image-deleted', (data) => removeTile(data.id));
+      on('image-created', isImage, addTile);
+      on('image-deleted', isDeletion, (data) => removeTile(data.id));
       // NOTE: Events were missed (the service restarted, or we were away long).
-      on('resync', reload);
+      on('resync', () => true, () => reload());
     }
 
     connect();
@@ -384,6 +424,9 @@
   $('more').addEventListener('click', loadMore);
   $('delete').addEventListener('click', remove);
   $('close').addEventListener('click', () => viewer.close());
+  viewer.addEventListener('close', () => {
+    viewed = null;
+  });
   setUpDrop();
   listen();
   setTimeout(listOnce, LIST_AFTER * 1000);
