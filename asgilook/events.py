@@ -231,9 +231,9 @@ class EventHub:
     async def _subscribe(self, pubsub):
         async with asyncio.timeout(self._config.redis_timeout):
             await pubsub.subscribe(self.channel)
-            # NOTE: SUBSCRIBE only sends: its answer, or a refusal (an ACL
-            #   without this channel) raised here, comes as the first message.
-            message = await pubsub.get_message(timeout=self._config.redis_timeout)
+        # NOTE: SUBSCRIBE only sends: its answer, or a refusal (an ACL without
+        #   this channel) raised here, comes as the first message.
+        message = await pubsub.get_message(timeout=self._config.redis_timeout)
         if message is None or message['type'] != 'subscribe':
             raise redis.exceptions.ConnectionError('no answer to SUBSCRIBE')
 

@@ -582,6 +582,31 @@ def test_the_large_view_deletes_after_a_resync(
     assert focused(page) == 'images-heading'
 
 
+def test_closing_the_large_view_after_a_resync_focuses_the_new_tile(
+    services, pages, tmp_path
+):
+    service = services(tmp_path / 'images').start()
+    image = upload(service, corpus.encode(corpus.pattern((320, 240)), 'PNG'))
+    streams = []
+
+    def events(route):
+        streams.append(route)
+        if len(streams) == 1:
+            answer_stream(route, retry=100)
+
+    page = pages(service, DESKTOP, routes=[('**/events', events)], live=False)
+    tile = f'#grid li[data-id="{image["id"]}"]'
+    page.click(f'{tile} button')
+    page.eval_on_selector(tile, 'item => { item.dataset.old = ""; }')
+    until(page, lambda: len(streams) == 2)
+    answer_stream(streams[1], ('resync', '{}'))
+    # NOTE: The listing read again: the same image, on a tile made anew.
+    page.wait_for_selector(f'{tile}:not([data-old])')
+    page.keyboard.press('Escape')
+    page.wait_for_selector('#viewer', state='hidden')
+    assert focused(page) == image['id']
+
+
 def test_a_listing_page_in_flight_does_not_bring_back_a_deleted_image(
     services, pages, tmp_path
 ):

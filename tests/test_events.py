@@ -859,3 +859,48 @@ def test_a_redis_that_refuses_channels_leaves_events_local_and_the_cache_on(
     assert caplog.text.count('refuses PUBLISH') == 1
     assert 'answers again' not in caplog.text
     assert 'is not answering' not in caplog.text
+
+
+def test_a_subscribe_without_an_answer_is_tried_again(config, flaky_pubsub, caplog):
+    flaky_pubsub.silent = True
+    hub = EventHub(config, _failopen(config))
+
+    async def scenario():
+        await hub.ready()
+        unanswered = hub._subscribed.is_set()
+        flaky_pubsub.silent = False
+        async with asyncio.timeout(3):
+            await hub.ready()
+            while not hub._subscribed.is_set():
+                await hub.ready()
+        await hub.close()
+        return unanswered
+
+    assert run(scenario()) is False
+    assert 'no answer to SUBSCRIBE' in caplog.text
+
+
+def test_a_stream_cancelled_before_it_starts_is_cancelled(config, flaky_pubsub):
+    """Stopped while it waits for the relay: nothing was sent, and the
+    cancellation goes on up to the server."""
+    flaky_pubsub.hang = True
+    config.redis_timeout = 5
+    app = create_app(config)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {'type': 'http.request', 'body': b'', 'more_body': False}
+
+    async def scenario():
+        scope = falcon.testing.create_scope('/events')
+        task = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    assert sent == []

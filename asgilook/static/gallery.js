@@ -425,7 +425,15 @@
   $('delete').addEventListener('click', remove);
   $('close').addEventListener('click', () => viewer.close());
   viewer.addEventListener('close', () => {
+    const was = viewed;
     viewed = null;
+    // NOTE: The dialog gives focus back to the tile that opened it; after a
+    //   reload (resync) that tile is gone, and focus would stay in the
+    //   closed dialog, then fall to the body.
+    const lost = document.activeElement;
+    if (was && (lost === document.body || viewer.contains(lost))) {
+      (tileOf(was.id)?.querySelector('button') || $('images-heading')).focus();
+    }
   });
   setUpDrop();
   listen();
