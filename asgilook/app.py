@@ -1,5 +1,3 @@
-import falcon.asgi
-
 from . import auth
 from . import backends
 from . import errors
@@ -25,6 +23,7 @@ from .observer import Observer
 from .openapi import OpenAPI
 from .pages import Gallery
 from .pages import Home
+from .quiet import QuietApp
 from .startup import StartupReport
 from .store import Store
 from .store import StoreLifespan
@@ -59,7 +58,7 @@ def create_app(config=None):
     #   cached (and to every replay), never kept in an entry for all origins.
     #   The observer first of all: it sees every response last (observer.py).
     cors = [CORS(config.cors_origins)] if config.cors_origins else []
-    app = falcon.asgi.App(
+    app = QuietApp(
         middleware=[
             Observer(observed, access_log),
             *cors,
