@@ -12,7 +12,6 @@ from .events import EventHub
 from .events import Events
 from .events import EVENTS_PATH
 from .events import EventsLifespan
-from .events import StreamingApp
 from .failopen import FailOpenRedis
 from .health import Health
 from .health import Readiness
@@ -25,6 +24,7 @@ from .observer import Observer
 from .openapi import OpenAPI
 from .pages import Gallery
 from .pages import Home
+from .quiet import QuietApp
 from .startup import StartupReport
 from .store import Store
 from .store import StoreLifespan
@@ -59,7 +59,7 @@ def create_app(config=None):
     #   cached (and to every replay), never kept in an entry for all origins.
     #   The observer first of all: it sees every response last (observer.py).
     cors = [CORS(config.cors_origins)] if config.cors_origins else []
-    app = StreamingApp(
+    app = QuietApp(
         stall=config.events_keepalive,
         middleware=[
             Observer(observed, access_log),

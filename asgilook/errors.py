@@ -21,6 +21,13 @@ Exception tree::
     ├── StorageFull              507
     ├── StorageUnavailable       503 with Retry-After
     └── Overloaded               503 with Retry-After
+
+Beside it, two that never become an answer of their own:
+
+    BadSetting                   a setting found wrong only as the service
+                                 starts: one line, and it stops (``quiet.py``)
+    ResponseCut                  the storage failed once an answer had begun:
+                                 its connection is closed (``quiet.py``)
 """
 
 import json
@@ -40,6 +47,16 @@ class AsgilookError(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+
+class BadSetting(Exception):
+    """A setting that only proves wrong as the service starts (a bucket that
+    is not there); its message names the variable, as a malformed one does."""
+
+
+class ResponseCut(Exception):
+    """An answer whose headers are sent cannot be finished: the storage failed
+    in the middle of its body (and this has been logged)."""
 
 
 class UploadError(AsgilookError):

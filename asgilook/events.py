@@ -346,37 +346,30 @@ async def _close(pubsub, client):
         logger.debug('Closing the event relay failed: %r', ex)
 
 
-class StreamingApp(falcon.asgi.App):
-    """Falcon's ASGI app, except that an event stream whose client stops
-    reading is disconnected, rather than waited for.
+async def serve_stream(
+    call: Any, scope: dict, receive: Any, send: Any, stall: float
+) -> None:
+    """Run the app's ``call`` for an event stream, disconnecting a client that
+    stops reading rather than waiting for it.
 
-    A write to such a stream that cannot go out within ``stall`` seconds
-    drops the connection; a browser that was only slow reconnects with
+    A write that cannot go out within ``stall`` seconds drops the
+    connection; a browser that was only slow reconnects with
     ``Last-Event-ID``.
     """
-
-    def __init__(self, *args: Any, stall: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._stall = stall
-
-    async def __call__(self, scope, receive, send):
-        # NOTE: Falcon's stream loop awaits the server's send(), which (flow
-        #   control) waits for as long as the client reads nothing; nothing of
-        #   the stream's own runs meanwhile, so the bound goes around send().
-        if scope['type'] != 'http' or not scope['path'].endswith(EVENTS_PATH):
-            await super().__call__(scope, receive, send)
-            return
-        bounded = _BoundedSend(send, self._stall)
-        try:
-            await super().__call__(scope, receive, bounded)
-        except asyncio.CancelledError:
-            # NOTE: The server stops, and its wait for open requests ran out
-            #   (a stream never ends by itself): the stream ends as one does,
-            #   rather than with a traceback per client in the log.
-            if not bounded.started:
-                raise
-            asyncio.current_task().uncancel()
-            await bounded({'type': 'http.response.body'})
+    # NOTE: Falcon's stream loop awaits the server's send(), which (flow
+    #   control) waits for as long as the client reads nothing; nothing of
+    #   the stream's own runs meanwhile, so the bound goes around send().
+    bounded = _BoundedSend(send, stall)
+    try:
+        await call(scope, receive, bounded)
+    except asyncio.CancelledError:
+        # NOTE: The server stops, and its wait for open requests ran out
+        #   (a stream never ends by itself): the stream ends as one does,
+        #   rather than with a traceback per client in the log.
+        if not bounded.started:
+            raise
+        asyncio.current_task().uncancel()
+        await bounded({'type': 'http.response.body'})
 
 
 class _BoundedSend:

@@ -1,4 +1,5 @@
 import json
+import logging
 import re
 import urllib.parse
 
@@ -8,6 +9,7 @@ import falcon.routing
 from . import auth
 from . import conditional
 from . import encoding
+from . import errors
 from . import events
 from . import imaging
 from . import ranges
@@ -29,6 +31,8 @@ _NO_THUMBNAIL = (
     'every thumbnail it has.'
 )
 _MAX_KEY_LENGTH = 255
+
+logger = logging.getLogger(__name__)
 
 
 def _coding(req):
@@ -298,13 +302,21 @@ def _validate(req, resp, etag, last_modified):
 
 
 async def _read(original, start, length):
+    sent = 0
     try:
-        await original.seek(start)
-        while length > 0:
-            chunk = await original.read(min(_CHUNK, length))
+        await original.seek(start, length)
+        while sent < length:
+            chunk = await original.read(min(_CHUNK, length - sent))
             if not chunk:
                 break
-            length -= len(chunk)
+            sent += len(chunk)
             yield chunk
+    except (errors.FileMissing, errors.StorageUnavailable) as ex:
+        # NOTE: The headers are sent: too late for an error of our own. The
+        #   connection is closed instead (see quiet.py), after one line here.
+        logger.warning(
+            'Cut an original short after %d of %d bytes: %s', sent, length, ex
+        )
+        raise errors.ResponseCut() from ex
     finally:
         await original.close()

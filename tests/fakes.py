@@ -278,13 +278,15 @@ class FaultyS3Proxy:
     Each request waits ``delay`` seconds, then is forwarded; unless
     ``answers`` has one for its method (or for ``'*'``): a status, headers and
     a body (see :func:`s3_error`), sent instead. ``methods`` lists the
-    methods of the requests it was sent.
+    methods of the requests it was sent, ``ranges`` the Range header of each
+    GET (None: none).
     """
 
     def __init__(self, upstream_port):
         self.delay = 0.0
         self.answers = {}
         self.methods = []
+        self.ranges = []
         self.stopped = False
         proxy = self
 
@@ -295,6 +297,8 @@ class FaultyS3Proxy:
                 length = int(self.headers.get('Content-Length') or 0)
                 body = self.rfile.read(length)
                 proxy.methods.append(self.command)
+                if self.command == 'GET':
+                    proxy.ranges.append(self.headers.get('Range'))
                 answer = proxy.answers.get(self.command) or proxy.answers.get('*')
                 if answer is None:
                     time.sleep(proxy.delay)

@@ -291,9 +291,11 @@ class PostgresServer:
 
 class TcpProxy:
     """Forwards a free loopback port to ``target``; ``cut()`` drops every
-    connection and refuses new ones, as a server that went away; ``freeze()``
-    makes the connections so far carry nothing more, without a word, as ones
-    that a NAT forgot."""
+    connection and refuses new ones, as a server that went away;
+    ``hang_up()`` drops every connection, and each new one as soon as it is
+    made, as a load balancer does whose servers went away; ``freeze()`` makes
+    the connections so far carry nothing more, without a word, as ones that a
+    NAT forgot."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -302,6 +304,7 @@ class TcpProxy:
         self._sockets = []
         self._frozen = set()
         self._lock = threading.Lock()
+        self._hanging_up = False
 
     def start(self):
         self._listener = socket.create_server(('127.0.0.1', self.port))
@@ -314,6 +317,9 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._hanging_up:
+                client.close()
+                continue
             upstream = socket.create_connection(('127.0.0.1', self.target_port))
             with self._lock:
                 self._sockets += [client, upstream]
@@ -344,6 +350,13 @@ class TcpProxy:
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        self._drop_all()
+
+    def hang_up(self):
+        self._hanging_up = True
+        self._drop_all()
+
+    def _drop_all(self):
         with self._lock:
             for sock in self._sockets:
                 with contextlib.suppress(OSError):

@@ -376,13 +376,14 @@ def test_placeholder_of_a_transparent_image_is_what_was_stored(client):
 
 
 def test_reading_a_range_stops_at_the_end_of_the_file(tmp_path):
+    from asgilook.blobs.directory import FileReader
     from asgilook.images import _read
 
     path = tmp_path / 'short'
     path.write_bytes(b'0123456789')
 
     async def read():
-        original = await aiofiles.open(path, 'rb')
+        original = FileReader(await aiofiles.open(path, 'rb'))
         return [chunk async for chunk in _read(original, 4, 1000)]
 
     assert falcon.async_to_sync(read) == [b'456789']

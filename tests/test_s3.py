@@ -4,6 +4,8 @@ The storage is moto's S3 server; faults it cannot make (slow answers,
 refused credentials, a full disk) come from a proxy in front of it.
 """
 
+import asyncio
+import gc
 import json
 import logging
 import sys
@@ -16,16 +18,19 @@ import pytest
 
 from asgilook import blobs as blobs_package
 from asgilook import errors
+from asgilook import images
 from asgilook.app import create_app
 from asgilook.blobs import s3reader
 from asgilook.blobs.s3 import BucketMissing
 from asgilook.blobs.s3url import S3Location
 from asgilook.config import Config
 
+from . import corpus
 from .fakes import FaultyS3Proxy
 from .fakes import s3_error
 from .helpers import decode
 from .servers import MotoServer
+from .servers import TcpProxy
 
 ID = str(uuid.UUID(int=7, version=4))
 
@@ -171,6 +176,71 @@ def test_storage_away_at_start_up_is_no_reason_to_stop(config, aws_environment, 
     )
 
 
+def test_a_bucket_is_made_once_the_storage_answers(
+    config, moto_server, aws_environment, proxy, caplog
+):
+    bucket = f'late-{uuid.uuid4().hex[:12]}'
+    blobs = blobs_package.from_url(proxied(proxy, bucket, create='true'), config, None)
+    proxy.answers['*'] = s3_error(503, 'SlowDown')
+    run(blobs.start)
+    assert "Could not check the bucket 'late-" in caplog.text
+    proxy.answers.clear()
+    del proxy.methods[:]
+
+    async def write_many():
+        await asyncio.gather(*(blobs.write(f'{ID}-{n}', b'x') for n in range(5)))
+
+    run(write_many)
+    run(blobs.write, ID, b'original')
+    run(blobs.stop)
+
+    assert len(moto_server.keys(bucket)) == 6
+    # NOTE: One check (a HEAD, then the bucket's PUT) for the five calls
+    #   that came together, and none after.
+    assert proxy.methods == ['HEAD', 'PUT'] + ['PUT'] * 6
+
+
+def test_a_missing_bucket_found_once_the_storage_answers(
+    config, moto_server, aws_environment, proxy, png_image, caplog
+):
+    bucket = f'absent-{uuid.uuid4().hex[:12]}'
+    proxy.answers['*'] = s3_error(503, 'SlowDown')
+    app = app_client(config, proxied(proxy, bucket)).app
+
+    async def scenario():
+        # NOTE: One start-up, as a service has (TestClient starts the app
+        #   again for every request).
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            proxy.answers.clear()
+            refused = [
+                await conductor.simulate_post('/images', body=png_image),
+                await conductor.simulate_post('/images', body=png_image),
+                await conductor.simulate_get('/readyz'),
+            ]
+            # NOTE: Made by hand, the bucket is found at the next call.
+            moto_server.create_bucket(bucket)
+            created = await conductor.simulate_post('/images', body=png_image)
+            return refused, created
+
+    refused, created = run(scenario)
+    for result in refused[:2]:
+        assert result.status_code == 503
+        assert result.headers['retry-after'] == '5'
+        assert result.json['title'] == 'Storage unavailable'
+        assert result.json['description'] == (
+            'The image could not be stored (the storage has no bucket for the '
+            'images). Try again later.'
+        )
+    assert refused[2].status_code == 503
+    assert refused[2].json['checks']['storage']['state'] == 'down'
+    [record] = [r for r in _problems(caplog) if 'ASGI_LOOK_BLOBS_URL' in r.message]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith(
+        f'ASGI_LOOK_BLOBS_URL names the bucket {bucket!r}, which does not exist'
+    )
+    assert created.status_code == 201, created.text
+
+
 # The service over S3
 
 
@@ -204,7 +274,7 @@ def test_a_large_original_is_streamed_in_ranges(
     whole = client.simulate_get(created['image'])
     config.read_whole_bytes = 1000
     half = len(whole.content) // 2
-    del proxy.methods[:]
+    del proxy.ranges[:]
 
     streamed = client.simulate_get(created['image'])
     part = client.simulate_get(created['image'], headers={'Range': f'bytes=100-{half}'})
@@ -218,8 +288,8 @@ def test_a_large_original_is_streamed_in_ranges(
     assert part.content == whole.content[100 : half + 1]
     assert head.headers['content-length'] == str(len(whole.content))
     assert unchanged.status_code == 304
-    # NOTE: A size and a stream: one HEAD, then GETs of the ranges asked for.
-    assert proxy.methods.count('GET') == 2
+    # NOTE: A size and a stream: one HEAD, then one GET of the range asked for.
+    assert proxy.ranges == [f'bytes=0-{len(whole.content) - 1}', f'bytes=100-{half}']
 
 
 def test_a_reader_holds_one_chunk_at_most(config, moto_server, s3_bucket):
@@ -239,6 +309,107 @@ def test_a_reader_holds_one_chunk_at_most(config, moto_server, s3_bucket):
     run(blobs.stop)
     assert max(len(chunk) for chunk in chunks) == s3reader.CHUNK
     assert b''.join(chunks) == data
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 64 KiB, so that a small original is streamed in many."""
+    monkeypatch.setattr(images, '_CHUNK', 2**16)
+    monkeypatch.setattr(s3reader, 'CHUNK', 2**16)
+
+
+def test_a_download_that_has_begun_survives_a_delete(
+    config, moto_server, s3_bucket, proxy, small_chunks, caplog
+):
+    config.read_whole_bytes = 1000
+    client = app_client(config, proxied(proxy, s3_bucket))
+    app = client.app
+    # NOTE: An original of about 1 MiB: 16 chunks.
+    created = upload(client, corpus.encode(corpus.noise((1200, 1200)), 'PNG'))
+    whole = client.simulate_get(created['image']).content
+    # NOTE: Every call to the storage takes a while: a reader that went back
+    #   to it for each chunk would find the object gone half-way.
+    proxy.delay = 0.1
+
+    async def download_and_delete():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            async with conductor.simulate_get_stream(created['image']) as result:
+                received = b''
+                while not received:
+                    received += await result.stream.read()
+                deleted = await conductor.simulate_delete(created['image'])
+                # NOTE: Bounded: a download cut short never grows again.
+                deadline = time.monotonic() + 10
+                while len(received) < len(whole) and time.monotonic() < deadline:
+                    chunk = await result.stream.read()
+                    received += chunk
+                    if not chunk:
+                        await asyncio.sleep(0.01)
+                return result.status_code, deleted.status_code, received
+
+    status, deleted, received = run(download_and_delete)
+    assert (status, deleted) == (200, 204)
+    assert received == whole
+    assert client.simulate_get(created['image']).status_code == 404
+    assert _problems(caplog) == []
+
+
+def _problems(caplog):
+    """Records of warnings and worse, but the start-up report's."""
+    return [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name != 'asgilook'
+    ]
+
+
+def test_storage_failing_mid_body_closes_the_connection_quietly(
+    config, moto_server, s3_bucket, proxy, caplog
+):
+    config.read_whole_bytes = 1000
+    client = app_client(config, proxied(proxy, s3_bucket, timeout=0.5))
+    created = upload(client, corpus.encode(corpus.noise((300, 300)), 'PNG'))
+    whole = client.simulate_get(created['image']).content
+    # NOTE: The storage promises every byte, sends a few, then says no more.
+    size = len(whole)
+    headers = {
+        'Content-Length': str(size),
+        'Content-Range': f'bytes 0-{size - 1}/{size}',
+    }
+    proxy.answers['GET'] = (206, headers, whole[:1000])
+
+    result = client.simulate_get(created['image'])
+
+    assert result.status_code == 200
+    assert result.headers['content-length'] == str(size)
+    assert len(result.content) < size
+    [record] = _problems(caplog)
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        f'Cut an original short after 0 of {size} bytes: The image could not be '
+        'read (the storage did not answer in time). Try again later.'
+    )
+    assert record.exc_info is None
+
+
+def test_a_reader_lets_go_of_what_it_did_not_read(config, s3_bucket, moto_server):
+    blobs = blobs_package.from_url(moto_server.url(s3_bucket, timeout=2), config, None)
+    # NOTE: One connection: a GET left open would hold it, and every call
+    #   after would wait for it in vain.
+    blobs.CONNECTIONS = 1
+    data = bytes(range(256)) * (3 * s3reader.CHUNK // 256)
+    run(blobs.write, ID, data)
+
+    async def begin_and_leave(first):
+        stream = images._read(await blobs.open(ID), first, len(data) - first)
+        chunk = await anext(stream)
+        await stream.aclose()
+        return chunk
+
+    for first in (0, 5, s3reader.CHUNK):
+        assert run(begin_and_leave, first) == data[first : first + s3reader.CHUNK]
+    assert run(blobs.read, ID) == data
+    run(blobs.stop)
 
 
 def test_readiness_writes_to_the_bucket(config, moto_server, s3_bucket):
@@ -413,6 +584,29 @@ def test_a_storage_that_stops_is_a_503_then_recovers(
         assert client.simulate_get(again['image']).status_code == 200
     finally:
         moto.stop()
+
+
+def test_a_put_whose_connection_drops_leaves_the_log_clean(
+    config, moto_server, s3_bucket, png_image, caplog
+):
+    tcp = TcpProxy(moto_server.port).start()
+    try:
+        endpoint = f'http://127.0.0.1:{tcp.port}'
+        client = app_client(
+            config, f's3://{s3_bucket}?endpoint={endpoint}&region=us-east-1'
+        )
+        upload(client, png_image)
+        tcp.hang_up()
+
+        result = client.simulate_post('/images', body=png_image)
+        # NOTE: What nobody awaited is reported once it is collected.
+        gc.collect()
+    finally:
+        tcp.cut()
+    assert result.status_code == 503
+    assert 'could not be reached' in result.json['description']
+    assert 'never retrieved' not in caplog.text
+    assert [r.name for r in _problems(caplog)] == []
 
 
 def test_a_delete_that_the_storage_refuses_in_part(config, s3_bucket, proxy):

@@ -2,14 +2,17 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from . import corpus
+from .fakes import FaultyS3Proxy
 from .helpers import stored_files
 from .servers import free_port
+from .servers import read_response
 from .servers import Service
 
 
@@ -75,21 +78,53 @@ def test_two_hosts_share_postgresql_redis_and_a_bucket(
         assert 'Unclosed' not in service.output
 
 
-def test_a_missing_bucket_stops_the_service(tmp_path, moto_server, aws_environment):
+def test_storage_failing_mid_body_is_one_line_not_a_traceback(
+    services, tmp_path, moto_server, s3_bucket
+):
+    proxy = FaultyS3Proxy(moto_server.port).start()
+    try:
+        url = f's3://{s3_bucket}?endpoint={proxy.endpoint}&region=us-east-1&timeout=1'
+        service = services(tmp_path, ASGI_LOOK_BLOBS_URL=url)
+        body = corpus.encode(corpus.pattern((64, 64)), 'PNG')
+        created = json.loads(service.request('POST', '/images', body=body)[2])
+        # NOTE: An original past Config.read_whole_bytes (8 MiB), streamed;
+        #   its bytes need not make a JPEG for that.
+        size = 9 * 2**20
+        moto_server.client().put_object(
+            Bucket=s3_bucket, Key=created['id'], Body=b'\xff' * size
+        )
+        # NOTE: The storage promises every byte, and sends only a few.
+        proxy.answers['GET'] = (206, {'Content-Length': str(size)}, b'\xff' * 1000)
+
+        with service.connect() as sock:
+            sock.sendall(f'GET {created["image"]} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+            status, headers, received = read_response(sock)
+    finally:
+        proxy.stop()
+    service.stop()
+
+    assert (status, headers['content-length']) == (200, str(size))
+    assert len(received) < size
+    assert 'Traceback' not in service.output
+    [line] = [line for line in service.output.splitlines() if 'Cut an' in line]
+    assert line.startswith(f'WARNING   Cut an original short after 0 of {size} bytes')
+
+
+@pytest.mark.parametrize('command', ['uvicorn', 'asgilook serve'])
+def test_a_missing_bucket_stops_the_service_with_one_line(
+    tmp_path, moto_server, aws_environment, command
+):
     environ = {
         'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
         'ASGI_LOOK_BLOBS_URL': moto_server.url('nowhere-to-be-found'),
         'ASGI_LOOK_REDIS_URL': 'none',
     }
+    if command == 'uvicorn':
+        argv = [sys.executable, '-m', 'uvicorn', 'asgilook.asgi:app']
+    else:
+        argv = [str(pathlib.Path(sys.executable).with_name('asgilook')), 'serve']
     result = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'uvicorn',
-            'asgilook.asgi:app',
-            '--port',
-            str(free_port()),
-        ],
+        [*argv, '--port', str(free_port())],
         env=dict(os.environ, PYTHONPATH=str(Service.ROOT), **environ),
         cwd=Service.ROOT,
         capture_output=True,
@@ -97,8 +132,12 @@ def test_a_missing_bucket_stops_the_service(tmp_path, moto_server, aws_environme
         timeout=60,
     )
 
-    assert result.returncode == 3
-    assert (
-        "ASGI_LOOK_BLOBS_URL names the bucket 'nowhere-to-be-found', which does not "
-        'exist' in result.stderr
-    )
+    assert result.returncode == 3, result.stderr
+    lines = [line for line in result.stderr.splitlines() if 'asgilook' in line]
+    assert lines == [
+        "asgilook: ASGI_LOOK_BLOBS_URL names the bucket 'nowhere-to-be-found', which "
+        f'does not exist at {moto_server.endpoint}: create it, or add create=true to '
+        'the URL to have the service create it'
+    ]
+    assert 'Traceback' not in result.stderr
+    assert 'Unclosed' not in result.stderr

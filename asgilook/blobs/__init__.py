@@ -50,7 +50,14 @@ class Blobs(Protocol):
         """All the bytes of a blob."""
 
     async def open(self, name: str) -> Any:
-        """A reader (``seek``, ``read``, ``close``, all awaitable) for streaming."""
+        """A reader for streaming, with three awaitable methods.
+
+        ``seek(offset, length=None)`` says where to read from and how many
+        bytes will be read from there (None: up to the end), so that a reader
+        may fetch them at once; ``read(size)`` gives the next bytes (at most
+        ``size``, empty at the end); ``close()`` lets go of what it holds.
+        Reads raise domain errors only, as every call here does.
+        """
 
     async def size(self, name: str) -> int:
         """The length of a blob in bytes."""

@@ -72,9 +72,9 @@ class DirectoryBlobs:
         except OSError as ex:
             raise read_error(ex) from ex
 
-    async def open(self, name: str) -> Any:
+    async def open(self, name: str) -> 'FileReader':
         try:
-            return await aiofiles.open(self.path(name), 'rb')
+            return FileReader(await aiofiles.open(self.path(name), 'rb'))
         except OSError as ex:
             raise read_error(ex) from ex
 
@@ -146,3 +146,23 @@ class DirectoryBlobs:
         for path in dead + orphans:
             await self._workers.run(files.remove_tree, path)
         return len(dead), len(orphans)
+
+
+class FileReader:
+    """A blob's open file, read as the contract says (errors as domain errors)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    async def seek(self, offset: int, length: int | None = None) -> int:
+        # NOTE: A file needs no warning of how much will be read.
+        return await self._file.seek(offset)
+
+    async def read(self, size: int = -1) -> bytes:
+        try:
+            return await self._file.read(size)
+        except OSError as ex:
+            raise read_error(ex) from ex
+
+    async def close(self) -> None:
+        await self._file.close()

@@ -5,8 +5,11 @@ A PUT is atomic (no reader ever sees part of an object), so a write needs no
 temporary name; an object cannot be renamed aside, so a delete removes the
 object only once the block that removes its record has ended well (see
 :meth:`S3Blobs.removing`). Every call has a deadline, so that storage that
-is down or slow makes a 503 rather than a hang. The client is aiobotocore;
-credentials come from the standard AWS environment variables and files.
+is down or slow makes a 503 rather than a hang. A bucket that is missing at
+start-up stops the service; one that cannot be checked then (the storage is
+away) is checked by the first call that reaches the storage. The client is
+aiobotocore; credentials come from the standard AWS environment variables and
+files.
 """
 
 import asyncio
@@ -16,10 +19,12 @@ from collections.abc import Callable
 import contextlib
 import logging
 import time
+from typing import Any
 
 import aiobotocore.config
 import aiobotocore.session
 import botocore.exceptions
+import botocore.handlers
 
 from .. import errors
 from . import DERIVED
@@ -31,7 +36,7 @@ from .s3url import S3Location
 logger = logging.getLogger(__name__)
 
 
-class BucketMissing(RuntimeError):
+class BucketMissing(errors.BadSetting):
     """The bucket the URL names does not exist, and we were not told to make it."""
 
 
@@ -53,13 +58,16 @@ class S3Blobs:
         self._bucket = location.bucket
         self._client: asyncio.Future | None = None
         self._checked = False
+        self._checking = asyncio.Lock()
+        self._missing = False
         self._refused = False
 
     async def start(self) -> None:
-        """Check, once, that the bucket is there; make it when told to.
+        """Check that the bucket is there; make it when told to.
 
         Raises :class:`BucketMissing` when it is not. Storage that does not
-        answer is only logged: uploads will say so, as for a directory.
+        answer is only logged: the first call that finds it answering makes
+        the check instead (see :meth:`_check_late`).
         """
         try:
             # NOTE: The client is made here, not in the first request's time.
@@ -68,6 +76,10 @@ class S3Blobs:
                 return
             async with asyncio.timeout(self.location.timeout):
                 await self._ensure_bucket(s3)
+        except BucketMissing:
+            # NOTE: The service stops: nothing may be left open behind it.
+            await self.stop()
+            raise
         except s3errors.FAILURES as ex:
             error = self._failed(ex, 'searched')
             if not s3errors.refused(ex):
@@ -80,6 +92,9 @@ class S3Blobs:
     async def stop(self) -> None:
         """Close the connections (the next call opens new ones)."""
         client, self._client = self._client, None
+        # NOTE: A lock belongs to the event loop that first waited on it; the
+        #   next start may be in another (Falcon's TestClient makes one each).
+        self._checking = asyncio.Lock()
         if client is not None:
             await (await client).close()
 
@@ -90,12 +105,28 @@ class S3Blobs:
     async def read(self, name: str) -> bytes:
         return await self._get(name)
 
-    async def read_range(self, name: str, first: int, last: int) -> bytes:
-        """Bytes ``first`` to ``last`` (inclusive) of a blob, in one ranged GET."""
-        return await self._get(name, Range=f'bytes={first}-{last}')
-
     async def open(self, name: str) -> S3Reader:
         return S3Reader(self, name, await self.size(name))
+
+    async def open_span(self, name: str, first: int, last: int) -> Any:
+        """The body of one GET of bytes ``first`` to ``last`` (inclusive) of a
+        blob, to read with :meth:`read_body`, and close."""
+        async with self._call('read') as s3:
+            answer = await s3.get_object(
+                Bucket=self._bucket, Key=self._key(name), Range=f'bytes={first}-{last}'
+            )
+        return answer['Body']
+
+    async def read_body(self, body: Any, size: int) -> bytes:
+        """The next ``size`` bytes of a body (fewer at its end)."""
+        pieces = []
+        async with self._call('read'):
+            # NOTE: The body comes in pieces of what the socket had (tens of
+            #   KiB); gathered, they make fewer, larger writes to the client.
+            while size > 0 and (piece := await body.read(size)):
+                pieces.append(piece)
+                size -= len(piece)
+        return b''.join(pieces)
 
     async def size(self, name: str) -> int:
         return await self._size(name, 'read')
@@ -229,10 +260,33 @@ class S3Blobs:
             #   not the storage's time.
             s3 = await self._s3()
             async with asyncio.timeout(self.location.timeout):
+                if not self._checked:
+                    await self._check_late(s3, done)
                 yield s3
         except s3errors.FAILURES as ex:
             raise self._failed(ex, done) from ex
         self._refused = False
+
+    async def _check_late(self, s3, done: str) -> None:
+        """The check of the bucket that start-up could not make (the storage
+        did not answer then), made by one call while the others wait."""
+        async with self._checking:
+            if self._checked:
+                return
+            try:
+                await self._ensure_bucket(s3)
+            except BucketMissing as ex:
+                if not self._missing:
+                    # NOTE: One line while it lasts; checked again on each
+                    #   call, so that making the bucket is enough.
+                    self._missing = True
+                    logger.error('%s', ex)
+                raise errors.StorageUnavailable(
+                    f'The image could not be {done} (the storage has no bucket '
+                    'for the images). Try again later.'
+                ) from ex
+            self._missing = False
+            self._checked = True
 
     def _failed(self, ex: BaseException, done: str) -> Exception:
         if s3errors.refused(ex) and not self._refused:
@@ -269,7 +323,7 @@ class S3Blobs:
             response_checksum_validation='when_required',
         )
         try:
-            return await session.create_client(
+            client = await session.create_client(
                 's3',
                 endpoint_url=location.endpoint,
                 region_name=location.region,
@@ -278,6 +332,16 @@ class S3Blobs:
         except BaseException:
             self._client = None
             raise
+        # NOTE: botocore asks for "Expect: 100-continue" on every PUT. aiohttp
+        #   then sends the headers from the task that writes the body, outside
+        #   the handling of a connection lost: when it is, that task fails
+        #   and nobody awaits it ("Task exception was never retrieved"),
+        #   though the call itself fails as it should. Images are small; no
+        #   need to wait for a go-ahead before sending one (a round trip less).
+        client.meta.events.unregister(
+            'before-call.s3', botocore.handlers.add_expect_header
+        )
+        return client
 
     async def _ensure_bucket(self, s3) -> None:
         try:
