@@ -188,9 +188,22 @@ class Store:
         # NOTE: The file is taken aside before the record goes, and put back
         #   if the record cannot go: never a listed image without its file,
         #   nor a file without its listing.
-        async with self.blobs.removing(image_id, lambda: self._listed(image_id)):
-            deleted = await self.backend.delete(image_id)
-        await self.blobs.remove_all(derived_prefix(image_id))
+        deleted = False
+        try:
+            async with self.blobs.removing(image_id, lambda: self._listed(image_id)):
+                deleted = await self.backend.delete(image_id)
+            await self.blobs.remove_all(derived_prefix(image_id))
+        except errors.StorageUnavailable as ex:
+            if not deleted:
+                raise
+            # NOTE: The record is gone: the image is deleted for everyone,
+            #   and a retry would only find it missing. What is left of it in
+            #   storage is an orphan, which the sweep removes.
+            logger.warning(
+                'Deleted %s, but could not remove its files (%s); the sweep will',
+                image_id,
+                ex,
+            )
         return deleted
 
     async def _listed(self, image_id):

@@ -625,6 +625,25 @@ def test_a_delete_that_the_storage_refuses_in_part(config, s3_bucket, proxy):
     run(blobs.stop)
 
 
+def test_a_delete_whose_objects_cannot_go_is_done_all_the_same(
+    config, moto_server, s3_bucket, proxy, png_image, caplog
+):
+    """The record went first: the image is deleted for everyone, and what
+    the storage kept is left to the sweep, not answered with a 503 that a
+    retry would turn into a 404."""
+    client = app_client(config, proxied(proxy, s3_bucket))
+    created = upload(client, png_image)
+    client.simulate_get(created['thumbnails'][0])
+    for method in ('DELETE', 'POST'):
+        proxy.answers[method] = s3_error(503, 'SlowDown')
+
+    assert client.simulate_delete(created['image']).status_code == 204
+    assert client.simulate_get(created['image']).status_code == 404
+    assert client.simulate_get('/images').json == []
+    assert f'Deleted {created["id"]}, but could not remove its files' in caplog.text
+    assert f'images/{created["id"]}' in moto_server.keys(s3_bucket)
+
+
 def test_removing_changes_nothing_when_the_storage_is_away(
     config, moto_server, s3_bucket, proxy
 ):
