@@ -10,11 +10,11 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 import time
 from typing import Any
-import uuid
 
 import falcon
 import falcon.asgi
 
+from .blobs.files import probe_name
 from .failopen import FailOpenRedis
 
 UP = 'up'
@@ -85,9 +85,10 @@ class Readiness:
         return UP, 'answered'
 
     async def _storage(self):
-        # NOTE: A real write, as an upload makes, and its removal. Named as
-        #   an image is, so that the sweep takes it if the removal never comes.
-        probe = str(uuid.uuid4())
+        # NOTE: A real write, as an upload makes, and its removal. Named so
+        #   that the sweep takes it if the removal never comes (a write that
+        #   landed after the check gave up), without taking it for an orphan.
+        probe = probe_name()
         await self._store.blobs.write(probe, PROBE)
         # NOTE: Shielded: a check stopped at its timeout still removes it.
         await asyncio.shield(self._store.blobs.remove(probe))

@@ -8,6 +8,8 @@ import pytest
 
 from asgilook import blobs as blobs_package
 from asgilook import errors
+from asgilook.blobs.files import probe_name
+from asgilook.health import PROBE
 
 from .helpers import stored_files
 
@@ -206,6 +208,21 @@ def test_clean_up_takes_what_the_index_does_not_list(blobs, stored):
 
     assert (dead, orphans) == (0, 2)
     assert stored() == sorted([ID_A, derived(ID_A), 'notes.txt'])
+
+
+def test_clean_up_takes_readiness_leftovers_without_counting_them(
+    blobs, stored, caplog
+):
+    """An outage can leave the readiness check's writes by the dozen; the
+    sweep takes them, and they never look like a wrong index."""
+    blobs.GRACE = -1
+    _images(blobs, [ID_A])
+    for _ in range(12):
+        run(blobs.write, probe_name(), PROBE)
+
+    assert run(blobs.clean_up, _known([ID_A])) == (12, 0)
+    assert stored() == sorted([ID_A, derived(ID_A)])
+    assert 'right database' not in caplog.text
 
 
 def test_clean_up_leaves_young_images_alone(blobs, stored):

@@ -87,7 +87,8 @@ def leftovers(
     """What a crash may have left in ``directory``.
 
     Returns the temporary files to remove (their writer is dead, or they were
-    last changed over ``grace`` seconds ago), and the image files (by a UUID)
+    last changed over ``grace`` seconds ago) with the readiness check's
+    leftovers older than that, and the image files (by a UUID)
     older than ``grace``, which are orphans unless the index knows them.
     """
     dead, old = [], []
@@ -105,6 +106,8 @@ def leftovers(
                 dead.append(path)
         elif status.st_mtime < cutoff and is_image_name(path.name):
             old.append(path)
+        elif status.st_mtime < cutoff and is_probe_name(path.name):
+            dead.append(path)
     return dead, old
 
 
@@ -114,6 +117,23 @@ def _status(path: pathlib.Path) -> os.stat_result | None:
         return path.lstat()
     except FileNotFoundError:
         return None
+
+
+# NOTE: The readiness check's writes. Never an image's name: a probe that a
+#   storage outage kept (its PUT landed after the check gave up) is swept as
+#   unfinished, not counted with the orphans that make the sweep wary.
+PROBE_PREFIX = 'readyz-probe-'
+
+
+def probe_name() -> str:
+    """A fresh name for the readiness check's write."""
+    return f'{PROBE_PREFIX}{uuid.uuid4()}'
+
+
+def is_probe_name(name: str) -> bool:
+    return name.startswith(PROBE_PREFIX) and is_image_name(
+        name.removeprefix(PROBE_PREFIX)
+    )
 
 
 def is_image_name(name: str) -> bool:

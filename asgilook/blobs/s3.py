@@ -30,6 +30,7 @@ from .. import errors
 from . import DERIVED
 from . import s3errors
 from .files import is_image_name
+from .files import is_probe_name
 from .s3reader import S3Reader
 from .s3url import S3Location
 
@@ -165,7 +166,7 @@ class S3Blobs:
         # NOTE: A PUT leaves nothing unfinished: only orphans to look for.
         #   Counted as a directory counts them: an original, and the derived
         #   images of one image, are one each.
-        old = await self._old_objects()
+        old, probes = await self._old_objects()
         listed = (
             await known(sorted({image_id for image_id, _ in old})) if known else None
         )
@@ -181,16 +182,23 @@ class S3Blobs:
                 self._bucket,
             )
             orphans = []
-        await self._delete([name for entry in orphans for name in old[entry]])
-        return 0, len(orphans)
+        await self._delete(probes + [name for entry in orphans for name in old[entry]])
+        return len(probes), len(orphans)
 
-    async def _old_objects(self) -> dict[tuple[str, str], list[str]]:
+    async def _old_objects(
+        self,
+    ) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
         """What the sweep may take, by image id and kind: originals older than
-        the grace period, and derived images of any age."""
+        the grace period, and derived images of any age; and the readiness
+        check's leftovers older than the grace period."""
         cutoff = time.time() - self.GRACE
         found: dict[tuple[str, str], list[str]] = {}
+        probes = []
         async for name, modified in self._listing(''):
             parts = name.split('/')
+            if len(parts) == 1 and modified < cutoff and is_probe_name(name):
+                probes.append(name)
+                continue
             if len(parts) == 1 and modified < cutoff:
                 entry = (name, 'original')
             elif len(parts) == 3 and parts[0] == DERIVED:
@@ -200,7 +208,7 @@ class S3Blobs:
             # NOTE: Only names this service writes: never anyone else's object.
             if is_image_name(entry[0]):
                 found.setdefault(entry, []).append(name)
-        return found
+        return found, probes
 
     async def _listing(self, prefix: str) -> AsyncIterator[tuple[str, float]]:
         """Every blob under ``prefix``, with when it was last written."""
