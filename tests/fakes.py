@@ -275,7 +275,8 @@ class FakeImageService:
 class FaultyS3Proxy:
     """An HTTP proxy in front of an S3 server, that can be slow or answer for it.
 
-    Each request waits ``delay`` seconds, then is forwarded; unless
+    Each request waits ``delay`` seconds, then is forwarded (its answer sent
+    back a piece every ``pace`` seconds); unless
     ``answers`` has one for its method (or for ``'*'``): a status, headers and
     a body (see :func:`s3_error`), sent instead. ``methods`` lists the
     methods of the requests it was sent, ``ranges`` the Range header of each
@@ -284,6 +285,7 @@ class FaultyS3Proxy:
 
     def __init__(self, upstream_port):
         self.delay = 0.0
+        self.pace = 0.0
         self.answers = {}
         self.methods = []
         self.ranges = []
@@ -313,8 +315,14 @@ class FaultyS3Proxy:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                if self.command != 'HEAD':
-                    self.wfile.write(data)
+                if self.command == 'HEAD':
+                    return
+                # NOTE: ``pace`` seconds between pieces of 64 KiB: a storage
+                #   that is slow, but sends.
+                for start in range(0, len(data), 65536):
+                    self.wfile.write(data[start : start + 65536])
+                    self.wfile.flush()
+                    time.sleep(proxy.pace)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

@@ -392,6 +392,62 @@ def test_storage_failing_mid_body_closes_the_connection_quietly(
     assert record.exc_info is None
 
 
+def test_a_slow_storage_that_still_sends_is_not_cut_off(
+    config, moto_server, s3_bucket, proxy
+):
+    """The deadline is for each piece of a body, not for a whole chunk."""
+    data = bytes(range(256)) * (6 * 2**12)
+    moto_server.client().put_object(Bucket=s3_bucket, Key=f'images/{ID}', Body=data)
+    # NOTE: A chunk (1 MiB) takes 16 pieces, 0.8 s: twice the deadline.
+    proxy.pace = 0.05
+    blobs = blobs_package.from_url(proxied(proxy, s3_bucket, timeout=0.4), config, None)
+
+    async def read_all():
+        reader = await blobs.open(ID)
+        chunks = []
+        while chunk := await reader.read():
+            chunks.append(chunk)
+        await reader.close()
+        return b''.join(chunks)
+
+    assert run(read_all) == data
+    run(blobs.stop)
+
+
+def test_open_downloads_leave_connections_for_every_other_call(
+    config, moto_server, s3_bucket, proxy
+):
+    moto_server.client().put_object(Bucket=s3_bucket, Key=f'images/{ID}', Body=b'x' * 9)
+    blobs = blobs_package.from_url(proxied(proxy, s3_bucket), config, None)
+    blobs.STREAMS = 2
+
+    async def downloads():
+        readers = [await blobs.open(ID) for _ in range(3)]
+        for reader in readers[:2]:
+            assert await reader.read(1) == b'x'
+        # NOTE: The third waits for nobody: a 503 that says why.
+        with pytest.raises(errors.Overloaded, match='Too many originals'):
+            await readers[2].read(1)
+        # NOTE: Every other call still has a connection.
+        assert await blobs.read(ID) == b'x' * 9
+        await readers[0].close()
+        assert await readers[2].read(1) == b'x'
+        # NOTE: A GET that fails gives its place back.
+        proxy.answers['GET'] = s3_error(500, 'InternalError')
+        await readers[1].close()
+        failing = await blobs.open(ID)
+        with pytest.raises(errors.StorageUnavailable):
+            await failing.read(1)
+        del proxy.answers['GET']
+        again = await blobs.open(ID)
+        assert await again.read(1) == b'x'
+        for reader in (readers[2], again, failing):
+            await reader.close()
+
+    run(downloads)
+    run(blobs.stop)
+
+
 def test_a_reader_lets_go_of_what_it_did_not_read(config, s3_bucket, moto_server):
     blobs = blobs_package.from_url(moto_server.url(s3_bucket, timeout=2), config, None)
     # NOTE: One connection: a GET left open would hold it, and every call

@@ -53,6 +53,9 @@ class S3Blobs:
     PAGE = 1000
     # NOTE: Connections kept open to the storage, per process.
     CONNECTIONS = 32
+    # NOTE: Of which open downloads (each holds one for as long as its client
+    #   takes) may have this many at most: the rest stay for every other call.
+    STREAMS = 24
 
     def __init__(self, location: S3Location) -> None:
         self.location = location
@@ -62,6 +65,8 @@ class S3Blobs:
         self._checking = asyncio.Lock()
         self._missing = False
         self._refused = False
+        # NOTE: Bodies from open_span() not let go of yet.
+        self._streams = 0
 
     async def start(self) -> None:
         """Check that the bucket is there; make it when told to.
@@ -111,22 +116,44 @@ class S3Blobs:
 
     async def open_span(self, name: str, first: int, last: int) -> Any:
         """The body of one GET of bytes ``first`` to ``last`` (inclusive) of a
-        blob, to read with :meth:`read_body`, and close."""
-        async with self._call('read') as s3:
-            answer = await s3.get_object(
-                Bucket=self._bucket, Key=self._key(name), Range=f'bytes={first}-{last}'
+        blob, to read with :meth:`read_body`, and let go of with
+        :meth:`close_body`."""
+        if self._streams >= self.STREAMS:
+            raise errors.Overloaded(
+                'Too many originals are being sent from the storage at once.',
+                retry_after=5,
             )
+        self._streams += 1
+        try:
+            async with self._call('read') as s3:
+                answer = await s3.get_object(
+                    Bucket=self._bucket,
+                    Key=self._key(name),
+                    Range=f'bytes={first}-{last}',
+                )
+        except BaseException:
+            self._streams -= 1
+            raise
         return answer['Body']
+
+    def close_body(self, body: Any) -> None:
+        """Let go of a body from :meth:`open_span` (and of its connection)."""
+        body.close()
+        self._streams -= 1
 
     async def read_body(self, body: Any, size: int) -> bytes:
         """The next ``size`` bytes of a body (fewer at its end)."""
         pieces = []
-        async with self._call('read'):
-            # NOTE: The body comes in pieces of what the socket had (tens of
-            #   KiB); gathered, they make fewer, larger writes to the client.
-            while size > 0 and (piece := await body.read(size)):
-                pieces.append(piece)
-                size -= len(piece)
+        # NOTE: The body comes in pieces of what the socket had (tens of KiB);
+        #   gathered, they make fewer, larger writes to the client. A deadline
+        #   for each: a slow storage that still sends is not cut off.
+        while size > 0:
+            async with self._call('read'):
+                piece = await body.read(size)
+            if not piece:
+                break
+            pieces.append(piece)
+            size -= len(piece)
         return b''.join(pieces)
 
     async def size(self, name: str) -> int:

@@ -56,4 +56,4 @@ class S3Reader:
     def _release(self) -> None:
         body, self._body = self._body, None
         if body is not None:
-            body.close()
+            self._blobs.close_body(body)
