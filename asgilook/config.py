@@ -433,11 +433,10 @@ class _Environment:
             try:
                 blobs.check_url(url)
             except ValueError as ex:
-                reason = str(ex).replace(repr(url), 'it')
                 shown = _bucket_part(url)
                 raise ValueError(
                     f'{name} must be s3://bucket/prefix?endpoint=…&region=…, or unset '
-                    f'for the storage directory, got {shown!r} ({reason})'
+                    f'for the storage directory, got {shown!r} ({ex})'
                 ) from None
         return url
 

@@ -232,7 +232,7 @@ def test_database_url(tmp_path):
 def test_blobs_live_in_the_storage_directory_unless_told_otherwise(config):
     blobs = config.blobs_from_url(None, config, None)
     assert blobs.path('x') == config.storage_path / 'x'
-    with pytest.raises(ValueError, match='Unsupported storage URL'):
+    with pytest.raises(ValueError, match='unsupported storage URL'):
         config.blobs_from_url('nfs://server/images', config, None)
 
 

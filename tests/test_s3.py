@@ -78,7 +78,10 @@ def test_the_url_is_read_from_the_environment(tmp_path):
 @pytest.mark.parametrize(
     'url, reason',
     [
-        ('ftp://images/prod', 'Unsupported storage URL it'),
+        ('ftp://images/prod', "'ftp://images/prod' (unsupported storage URL: use"),
+        ('s3://images/a/../b', 'the prefix must not have empty'),
+        ('s3://images/./x', 'the prefix must not have empty'),
+        ('s3://images//p//q', 'the prefix must not have empty'),
         ('s3://AKIAEXAMPLE:hunter2-secret@images', 'credentials do not belong'),
         ('s3://Images_2', 'bucket name'),
         ('s3://images?colour=red', "unknown parameter 'colour'"),

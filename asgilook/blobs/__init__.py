@@ -110,9 +110,10 @@ def check_url(url: str) -> s3url.S3Location:
     """What an ``s3://`` URL names; ValueError when it is malformed, or when
     its client is not installed."""
     if not url.startswith('s3://'):
+        # NOTE: Not the URL itself: it may hold a password.
         raise ValueError(
-            f'Unsupported storage URL {url!r}: use s3://bucket/prefix, or leave it '
-            'unset to keep images in the storage directory (ASGI_LOOK_STORAGE_PATH)'
+            'unsupported storage URL: use s3://bucket/prefix, or leave it unset '
+            'to keep images in the storage directory (ASGI_LOOK_STORAGE_PATH)'
         )
     location = s3url.parse(url)
     try:

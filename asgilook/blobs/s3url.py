@@ -59,9 +59,14 @@ def parse(url: str) -> S3Location:
     if unknown:
         raise ValueError(f'unknown parameter {unknown[0]!r}')
     single = {name: values[-1] for name, values in query.items()}
+    prefix = parts.path.strip('/')
+    # NOTE: Keys are taken as they are written; some stores resolve dot
+    #   segments or merge slashes, and the keys would not be where we look.
+    if prefix and any(part in ('', '.', '..') for part in prefix.split('/')):
+        raise ValueError('the prefix must not have empty, "." or ".." parts')
     return S3Location(
         bucket=parts.netloc,
-        prefix=parts.path.strip('/'),
+        prefix=prefix,
         endpoint=_endpoint(single.get('endpoint')),
         region=single.get('region') or None,
         create=_boolean(single.get('create', 'false')),
