@@ -1,6 +1,7 @@
 """``asgilook serve``: ``uvicorn asgilook.asgi:app``, with uvicorn's options."""
 
 import argparse
+import asyncio
 from collections.abc import Iterator
 from collections.abc import MutableMapping
 import contextlib
@@ -8,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 import click
 import uvicorn
@@ -32,10 +34,11 @@ def serve(options: argparse.Namespace, extra: list[str]) -> int:
     # NOTE: Checked here, because uvicorn's supervisor exits 0 when its
     #   workers fail to start; imported here, to keep upload's start quick.
     from .config import Config
+    from .errors import BadSetting
 
     try:
-        Config.for_service()
-    except ValueError as ex:
+        _check_storage(Config.for_service())
+    except (ValueError, BadSetting) as ex:
         print(f'asgilook: {ex}', file=sys.stderr)
         return STARTUP_FAILURE
     args = [APP, '--host', options.host, '--port', str(options.port)]
@@ -53,6 +56,22 @@ def serve(options: argparse.Namespace, extra: list[str]) -> int:
         args += ['--log-level', options.log_level]
     with metrics_dir(options.workers):
         return _run_uvicorn([*args, *extra])
+
+
+def _check_storage(config: Any) -> None:
+    """Raise BadSetting when the storage's bucket is not there (the workers
+    would each stop for it, and the supervisor exit 0)."""
+    if config.blobs_url is None:
+        return
+    blobs = config.blobs_from_url(config.blobs_url, config, None)
+
+    async def check() -> None:
+        try:
+            await blobs.start()
+        finally:
+            await blobs.stop()
+
+    asyncio.run(check())
 
 
 def _run_uvicorn(args):

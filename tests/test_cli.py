@@ -652,6 +652,32 @@ def test_serve_refuses_a_bad_setting(tmp_path, monkeypatch, capsys, workers):
     assert serve.METRICS_DIR not in os.environ
 
 
+def test_serve_refuses_a_missing_bucket_before_its_workers_start(
+    tmp_path, monkeypatch, capsys, moto_server, aws_environment
+):
+    """Each worker would stop for it with status 3, and uvicorn's supervisor
+    with 0: checked first, so that the service's status says so."""
+    for name, value in _service_environ(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv('ASGI_LOOK_BLOBS_URL', moto_server.url('nowhere-to-be-found'))
+    assert cli.main(['serve', '--workers', '2', '--port', str(free_port())]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "asgilook: ASGI_LOOK_BLOBS_URL names the bucket 'nowhere-to-be-found'"
+    )
+
+
+def test_serve_goes_on_to_uvicorn_once_the_bucket_is_there(
+    tmp_path, monkeypatch, capsys, moto_server, s3_bucket
+):
+    for name, value in _service_environ(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv('ASGI_LOOK_BLOBS_URL', moto_server.url(s3_bucket))
+    # NOTE: uvicorn is reached: it refuses an option of its own.
+    assert cli.main(['serve', '--no-such-option']) == 2
+    assert 'No such option' in capsys.readouterr().err
+
+
 @pytest.mark.parametrize('given', [[], ['--timeout-graceful-shutdown', '1']])
 def test_serve_stops_with_an_event_stream_open(tmp_path, given):
     port = free_port()
