@@ -703,6 +703,38 @@ def test_a_delete_whose_objects_cannot_go_is_done_all_the_same(
     assert f'images/{created["id"]}' in moto_server.keys(s3_bucket)
 
 
+def test_a_bucket_deleted_under_a_running_service_is_a_503(
+    config, moto_server, s3_bucket, png_image, caplog
+):
+    config.blobs_url = moto_server.url(s3_bucket)
+    app = create_app(config)
+    s3 = moto_server.client()
+
+    async def scenario():
+        # NOTE: One start-up for all: the service was running when it went.
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            created = (await conductor.simulate_post('/images', body=png_image)).json
+            for key in moto_server.keys(s3_bucket):
+                s3.delete_object(Bucket=s3_bucket, Key=key)
+            s3.delete_bucket(Bucket=s3_bucket)
+            results = [
+                await conductor.simulate_request(method, created['image'])
+                for method in ('HEAD', 'GET', 'GET')
+            ]
+            results.append(await conductor.simulate_get(created['thumbnails'][0]))
+            # NOTE: Made again (empty): its images are missing, and say so.
+            moto_server.create_bucket(s3_bucket)
+            results.append(await conductor.simulate_get(created['image']))
+        return results
+
+    *gone, thumbnail, again = run(scenario)
+    assert [result.status_code for result in gone] == [503] * 3
+    assert 'the storage has no bucket' in gone[-1].json['description']
+    assert thumbnail.status_code == 503
+    assert again.status_code == 404
+    assert caplog.text.count(f'names the bucket {s3_bucket!r}, which does not') == 1
+
+
 def test_removing_changes_nothing_when_the_storage_is_away(
     config, moto_server, s3_bucket, proxy
 ):

@@ -271,8 +271,18 @@ class S3Blobs:
                 )
 
     async def _size(self, name: str, done: str) -> int:
-        async with self._call(done) as s3:
-            head = await s3.head_object(Bucket=self._bucket, Key=self._key(name))
+        try:
+            async with self._call(done) as s3:
+                head = await s3.head_object(Bucket=self._bucket, Key=self._key(name))
+        except errors.FileMissing:
+            # NOTE: A HEAD's 404 has no body to say whether the object or the
+            #   whole bucket is missing; the bucket is checked again (once the
+            #   call below), so that a bucket gone under a running service is
+            #   a 503 that says so, not images that all seem lost.
+            self._checked = False
+            async with self._call(done):
+                pass
+            raise
         return head['ContentLength']
 
     async def _get(self, name: str, **span: str) -> bytes:
@@ -324,6 +334,9 @@ class S3Blobs:
             self._checked = True
 
     def _failed(self, ex: BaseException, done: str) -> Exception:
+        if s3errors.code(ex) == 'NoSuchBucket':
+            # NOTE: Checked again by the next call, which says so in the log.
+            self._checked = False
         if s3errors.refused(ex) and not self._refused:
             # NOTE: One line while it lasts, not one per request.
             self._refused = True
