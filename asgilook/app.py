@@ -61,6 +61,7 @@ def create_app(config=None):
     cors = [CORS(config.cors_origins)] if config.cors_origins else []
     app = QuietApp(
         stall=config.events_keepalive,
+        download_stall=config.send_timeout,
         middleware=[
             Observer(observed, access_log),
             *cors,

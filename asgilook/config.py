@@ -42,6 +42,7 @@ class Config:
     DEFAULT_READ_WHOLE_BYTES = 8 * 2**20
     DEFAULT_READINESS_TIMEOUT = 2.0
     DEFAULT_EVENTS_KEEPALIVE = 15.0
+    DEFAULT_SEND_TIMEOUT = 60.0
     MIN_TOKEN_LENGTH = 16
     DEFAULT_ACCESS_LOG = 'text'
 
@@ -148,6 +149,10 @@ class Config:
         # NOTE: How long each readiness check may take.
         self.readiness_timeout = env.seconds(
             'ASGI_LOOK_READINESS_TIMEOUT', self.DEFAULT_READINESS_TIMEOUT
+        )
+        # NOTE: How long a write of a download may wait for its client.
+        self.send_timeout = env.seconds(
+            'ASGI_LOOK_SEND_TIMEOUT', self.DEFAULT_SEND_TIMEOUT
         )
         # NOTE: Where clients reach the service (None: URLs stay relative),
         #   and the origins of other sites' pages that may use the API.

@@ -27,6 +27,7 @@ from .failopen import _REDIS_ERRORS
 from .failopen import FailOpenRedis
 from .failopen import redacted
 from .failopen import Unavailable
+from .stalls import BoundedSend
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +360,7 @@ async def serve_stream(
     # NOTE: Falcon's stream loop awaits the server's send(), which (flow
     #   control) waits for as long as the client reads nothing; nothing of
     #   the stream's own runs meanwhile, so the bound goes around send().
-    bounded = _BoundedSend(send, stall)
+    bounded = BoundedSend(send, stall, "An event stream's client")
     try:
         await call(scope, receive, bounded)
     except asyncio.CancelledError:
@@ -370,38 +371,6 @@ async def serve_stream(
             raise
         asyncio.current_task().uncancel()
         await bounded({'type': 'http.response.body'})
-
-
-class _BoundedSend:
-    def __init__(self, send, stall):
-        self._send = send
-        self._stall = stall
-        self.started = False
-
-    async def __call__(self, message):
-        self.started = True
-        try:
-            async with asyncio.timeout(self._stall):
-                await self._send(message)
-        except TimeoutError:
-            _disconnect(self._send, self._stall)
-
-
-def _disconnect(send, stall):
-    logger.warning(
-        "An event stream's client took nothing for %g s; it was disconnected",
-        stall,
-    )
-    # NOTE: ASGI has no way to drop a connection. uvicorn's send() is a
-    #   method of the request's cycle, which holds the transport; abort(),
-    #   for close() would wait for the client to read what is buffered. Any
-    #   other server closes it when the app fails.
-    transport = getattr(getattr(send, '__self__', None), 'transport', None)
-    if transport is None:
-        raise ConnectionAbortedError(
-            f'the client of an event stream took nothing for {stall:g} s'
-        )
-    transport.abort()
 
 
 class Events:

@@ -14,7 +14,8 @@ Two faults would otherwise end in a traceback in the server's log:
 And event streams (``GET /events``) go through
 :func:`~asgilook.events.serve_stream`, so that a client that stops reading is
 disconnected, and a stop of the server ends each stream as a complete
-response.
+response; a download's client that takes nothing of it for
+``ASGI_LOOK_SEND_TIMEOUT`` seconds is disconnected too.
 """
 
 import sys
@@ -26,17 +27,25 @@ from .errors import BadSetting
 from .errors import ResponseCut
 from .events import EVENTS_PATH
 from .events import serve_stream
+from .stalls import BoundedSend
+
+# NOTE: Originals, of any size, are sent from under this path.
+DOWNLOADS = '/images/'
 
 
 class QuietApp(falcon.asgi.App):
     """:class:`falcon.asgi.App`, with one line for a bad setting at start-up,
     a closed connection for an answer cut short, and event streams that
     neither wait for a client that stopped reading (for more than
-    ``stall`` seconds) nor end in a traceback."""
+    ``stall`` seconds) nor end in a traceback; downloads do not wait for
+    one either (for more than ``download_stall`` seconds)."""
 
-    def __init__(self, *args: Any, stall: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, stall: float, download_stall: float, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._stall = stall
+        self._download_stall = download_stall
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope['type'] == 'lifespan':
@@ -44,6 +53,10 @@ class QuietApp(falcon.asgi.App):
         elif scope['path'].endswith(EVENTS_PATH):
             await serve_stream(super().__call__, scope, receive, send, self._stall)
             return
+        elif scope['path'].startswith(DOWNLOADS):
+            # NOTE: A download holds a file, or a connection to the storage,
+            #   while it waits for its client.
+            send = BoundedSend(send, self._download_stall, "A download's client")
         try:
             await super().__call__(scope, receive, send)
         except ResponseCut:

@@ -1,16 +1,21 @@
 """Small helpers the tests share."""
 
+import contextlib
 import io
 import os
+import threading
 
 import falcon.testing
 import PIL.Image
+import uvicorn
 
 from asgilook import blobs as blobs_package
 from asgilook.app import create_app
 
 from . import corpus
 from .fakes import FailingBlobs
+from .servers import free_port
+from .servers import wait_for
 
 FIRST_ID = '36562622-48e5-4a61-be67-e426b11821ed'
 FIRST_URI = f'/images/{FIRST_ID}.jpeg'
@@ -89,3 +94,27 @@ def client_over_failing_blobs(config):
     client = falcon.testing.TestClient(create_app(config))
     [blobs] = made
     return client, blobs
+
+
+@contextlib.contextmanager
+def served(app):
+    """``app`` served by uvicorn on a free port, in a thread of this process
+    (where coverage sees it); ``stop()`` on what it gives stops it early."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, port=free_port(), log_level='warning', timeout_graceful_shutdown=1
+        )
+    )
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    wait_for(lambda: server.started, what='uvicorn to start')
+
+    def stop():
+        server.should_exit = True
+        thread.join()
+
+    server.stop = stop
+    try:
+        yield server
+    finally:
+        stop()

@@ -140,6 +140,7 @@ def test_reads_os_environ_by_default(tmp_path, monkeypatch):
         ('ASGI_LOOK_API_TOKENS', 'ein-schlüssel-mit-umlaut'),
         ('ASGI_LOOK_ANONYMOUS_UPLOADS', 'maybe'),
         ('ASGI_LOOK_READINESS_TIMEOUT', '0'),
+        ('ASGI_LOOK_SEND_TIMEOUT', '-1'),
         ('ASGI_LOOK_REDIS_URL', 'redis://localhost:abc'),
         ('ASGI_LOOK_REDIS_URL', 'redis://localhost:99999'),
         ('ASGI_LOOK_REDIS_URL', 'redis://localhost?socket_timeout=abc'),
@@ -189,8 +190,10 @@ def test_access_settings(tmp_path):
             'ASGI_LOOK_API_TOKENS': ' first-token-0123456789 ,, second-token-abcdefgh,',
             'ASGI_LOOK_ANONYMOUS_UPLOADS': 'Yes',
             'ASGI_LOOK_READINESS_TIMEOUT': '0.5',
+            'ASGI_LOOK_SEND_TIMEOUT': '7.5',
         }
     )
+    assert config.send_timeout == 7.5
     assert config.api_tokens == ('first-token-0123456789', 'second-token-abcdefgh')
     assert config.anonymous_uploads is True
     assert config.readiness_timeout == 0.5

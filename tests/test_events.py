@@ -7,14 +7,12 @@ import json
 import logging
 import re
 import socket
-import threading
 
 import fakeredis
 import falcon
 import falcon.asgi
 import falcon.testing
 import pytest
-import uvicorn
 
 from asgilook.app import create_app
 from asgilook.config import Config
@@ -26,7 +24,7 @@ from asgilook.store import StoreLifespan
 
 from .fakes import FlakyPubSubRedis
 from .helpers import as_listed
-from .servers import free_port
+from .helpers import served
 from .servers import Service
 from .servers import TcpProxy
 from .servers import wait_for
@@ -673,25 +671,8 @@ def uvicorn_app(config, real_redis):
     config.redis_from_url = Config.DEFAULT_REDIS_FROM_URL
     config.redis_host = real_redis.url
     config.events_keepalive = 1.0
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            port=free_port(),
-            log_level='warning',
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    wait_for(lambda: server.started, what='uvicorn to start')
-
-    def stop():
-        server.should_exit = True
-        thread.join()
-
-    server.stop = stop
-    yield server
-    stop()
+    with served(create_app(config)) as server:
+        yield server
 
 
 class _Served:
@@ -708,15 +689,15 @@ def _open_streams(service):
 
 
 def test_a_client_that_stops_reading_is_disconnected(uvicorn_app, real_redis, caplog):
-    served = _Served(uvicorn_app)
+    service = _Served(uvicorn_app)
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.connect(('127.0.0.1', served.port))
+    stalled.connect(('127.0.0.1', service.port))
     stalled.sendall(b'GET /events HTTP/1.1\r\nHost: asgilook\r\n\r\n')
     assert stalled.recv(12) == b'HTTP/1.1 200'
-    reader = LiveStream(served)
+    reader = LiveStream(service)
     try:
-        wait_for(lambda: _open_streams(served) == 2, what='two streams')
+        wait_for(lambda: _open_streams(service) == 2, what='two streams')
         # NOTE: As another process's events, each as large as the relay
         #   takes: megabytes, more than any buffer on the way holds.
         with real_redis.client() as client:
@@ -728,7 +709,7 @@ def test_a_client_that_stops_reading_is_disconnected(uvicorn_app, real_redis, ca
                 )
                 # NOTE: The reader keeps up; only the stalled client does not.
                 assert reader.next_event()['id'] == f'big-{number}'
-        wait_for(lambda: _open_streams(served) == 1, what='the stalled stream to go')
+        wait_for(lambda: _open_streams(service) == 1, what='the stalled stream to go')
         # NOTE: What the kernel held still comes, then the end: closed.
         stalled.settimeout(10)
         while stalled.recv(65536):

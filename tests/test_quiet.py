@@ -1,16 +1,23 @@
 """Faults that are not the code's: one line for each, never a traceback."""
 
 import errno
+import json
 import logging
+import os
+import socket
+import time
 
 import falcon
+import PIL.Image
 import pytest
 
 from asgilook import errors
 from asgilook.blobs.directory import FileReader
 from asgilook.images import _read
 
+from . import corpus
 from .helpers import client_over_failing_blobs
+from .servers import Service
 
 SETTING = (
     "ASGI_LOOK_BLOBS_URL names the bucket 'gone', which does not exist: create "
@@ -76,3 +83,42 @@ def test_a_file_failing_mid_body_cuts_the_answer(caplog):
         f'Cut an original short after {2**20} of {3 * 2**20} bytes: The image '
         'could not be read (Input/output error). Try again later.'
     )
+
+
+def test_a_download_whose_client_stops_reading_is_disconnected(tmp_path):
+    service = Service(
+        tmp_path / 'images',
+        ASGI_LOOK_SEND_TIMEOUT='0.5',
+        ASGI_LOOK_MAX_UPLOAD_BYTES=str(64 * 2**20),
+    ).start()
+    # NOTE: Noise: a JPEG about as large as its pixels, more than every
+    #   buffer on the way holds (megabytes, on loopback).
+    noise = PIL.Image.frombytes('RGB', (6000, 4000), os.urandom(6000 * 4000 * 3))
+    status, _, body = service.request(
+        'POST', '/images', body=corpus.encode(noise, 'JPEG')
+    )
+    assert status == 201, body
+    created = json.loads(body)
+    length = int(service.request('HEAD', created['image'])[1]['content-length'])
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(('127.0.0.1', service.port))
+    stalled.sendall(f'GET {created["image"]} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+    assert stalled.recv(12) == b'HTTP/1.1 200'
+    # NOTE: Reads nothing more for a while; what the kernel held still
+    #   comes after, then the end: the server closed it.
+    time.sleep(2)
+    stalled.settimeout(10)
+    received = 12
+    while chunk := stalled.recv(65536):
+        received += len(chunk)
+    stalled.close()
+    # NOTE: And it goes on serving.
+    assert service.request('GET', '/images')[0] == 200
+    service.stop()
+
+    assert received < length
+    assert "A download's client took nothing for 0.5 s; it was disconnected" in (
+        service.output
+    )
+    assert 'Traceback' not in service.output
