@@ -371,6 +371,8 @@ async def serve_stream(
             raise
         asyncio.current_task().uncancel()
         await bounded({'type': 'http.response.body'})
+    finally:
+        bounded.close()
 
 
 class Events:

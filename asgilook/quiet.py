@@ -48,19 +48,20 @@ class QuietApp(falcon.asgi.App):
         self._download_stall = download_stall
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        answer = self._answer
         if scope['type'] == 'lifespan':
-            send = _one_line_for_bad_settings(send)
+            await self._answer(scope, receive, _one_line_for_bad_settings(send))
         elif scope['path'].endswith(EVENTS_PATH):
-            answer = self._stream
+            await serve_stream(self._answer, scope, receive, send, self._stall)
         elif scope['path'].startswith(DOWNLOADS):
             # NOTE: A download holds a file, or a connection to the storage,
             #   while it waits for its client.
-            send = BoundedSend(send, self._download_stall, "A download's client")
-        await answer(scope, receive, send)
-
-    async def _stream(self, scope: dict, receive: Any, send: Any) -> None:
-        await serve_stream(self._answer, scope, receive, send, self._stall)
+            bounded = BoundedSend(send, self._download_stall, "A download's client")
+            try:
+                await self._answer(scope, receive, bounded)
+            finally:
+                bounded.close()
+        else:
+            await self._answer(scope, receive, send)
 
     async def _answer(self, scope: dict, receive: Any, send: Any) -> None:
         try:

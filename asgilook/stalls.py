@@ -9,6 +9,7 @@ out within a bound drops the connection instead.
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -16,33 +17,70 @@ logger = logging.getLogger(__name__)
 
 class BoundedSend:
     """An ASGI send() whose every write goes out within ``stall`` seconds, or
-    drops the connection; ``who`` names the client in the log."""
+    drops the connection; ``who`` names the client in the log. ``close()``
+    once the answer is done.
+
+    NOTE: One timer an answer, not a timeout a write: a timeout scope costs
+    more than the write it bounds when the client keeps up.
+    """
 
     def __init__(self, send: Any, stall: float, who: str) -> None:
         self._send = send
         self._stall = stall
         self._who = who
         self.started = False
+        # NOTE: Since when a write waits (None: none does).
+        self._waiting: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+        self._aborted = False
 
     async def __call__(self, message: dict) -> None:
         self.started = True
+        # NOTE: Armed by the first part of a body that has more to come: a
+        #   write waits only once an earlier one filled the buffers, so an
+        #   answer sent in one piece needs no timer at all.
+        if self._timer is None and message.get('more_body'):
+            self._task = asyncio.current_task()
+            self._timer = asyncio.get_running_loop().call_later(
+                self._stall, self._check
+            )
+        self._waiting = time.monotonic()
         try:
-            async with asyncio.timeout(self._stall):
-                await self._send(message)
-        except TimeoutError:
-            self._disconnect()
+            await self._send(message)
+        except asyncio.CancelledError:
+            if not self._aborted:
+                raise
+            self._task.uncancel()
+            raise ConnectionAbortedError(
+                f'{self._who} took nothing for {self._stall:g} s'
+            ) from None
+        finally:
+            self._waiting = None
 
-    def _disconnect(self) -> None:
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        # NOTE: asyncio's clock is time.monotonic().
+        waited = 0.0 if self._waiting is None else time.monotonic() - self._waiting
+        if waited < self._stall:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._stall - waited, self._check
+            )
+            return
         logger.warning(
             '%s took nothing for %g s; it was disconnected', self._who, self._stall
         )
         # NOTE: ASGI has no way to drop a connection. uvicorn's send() is a
         #   method of the request's cycle, which holds the transport; abort(),
         #   for close() would wait for the client to read what is buffered.
-        #   Any other server closes it when the app fails.
+        #   Under any other server the write fails, and the server closes the
+        #   connection as it does when an app fails.
         transport = getattr(getattr(self._send, '__self__', None), 'transport', None)
-        if transport is None:
-            raise ConnectionAbortedError(
-                f'{self._who} took nothing for {self._stall:g} s'
-            )
-        transport.abort()
+        if transport is not None:
+            transport.abort()
+        else:
+            self._aborted = True
+            self._task.cancel()
