@@ -386,7 +386,9 @@ def test_storage_failing_mid_body_closes_the_connection_quietly(
     assert result.status_code == 200
     assert result.headers['content-length'] == str(size)
     assert len(result.content) < size
-    [record] = _problems(caplog)
+    # NOTE: Only the images' line: on a busy machine, the start-up's check of
+    #   the bucket may run out of its half second too, and say so.
+    [record] = [r for r in _problems(caplog) if r.name == 'asgilook.images']
     assert record.levelno == logging.WARNING
     assert record.getMessage() == (
         f'Cut an original short after 0 of {size} bytes: The image could not be '
@@ -717,20 +719,22 @@ def test_a_bucket_deleted_under_a_running_service_is_a_503(
             for key in moto_server.keys(s3_bucket):
                 s3.delete_object(Bucket=s3_bucket, Key=key)
             s3.delete_bucket(Bucket=s3_bucket)
-            results = [
+            # NOTE: A thumbnail first: its GET is answered NoSuchBucket.
+            results = [await conductor.simulate_get(created['thumbnails'][0])]
+            results += [
                 await conductor.simulate_request(method, created['image'])
                 for method in ('HEAD', 'GET', 'GET')
             ]
-            results.append(await conductor.simulate_get(created['thumbnails'][0]))
             # NOTE: Made again (empty): its images are missing, and say so.
             moto_server.create_bucket(s3_bucket)
             results.append(await conductor.simulate_get(created['image']))
         return results
 
-    *gone, thumbnail, again = run(scenario)
+    thumbnail, *gone, again = run(scenario)
+    assert thumbnail.status_code == 503
+    assert 'NoSuchBucket' in thumbnail.json['description']
     assert [result.status_code for result in gone] == [503] * 3
     assert 'the storage has no bucket' in gone[-1].json['description']
-    assert thumbnail.status_code == 503
     assert again.status_code == 404
     assert caplog.text.count(f'names the bucket {s3_bucket!r}, which does not') == 1
 

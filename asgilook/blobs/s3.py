@@ -147,11 +147,11 @@ class S3Blobs:
         # NOTE: The body comes in pieces of what the socket had (tens of KiB);
         #   gathered, they make fewer, larger writes to the client. A deadline
         #   for each: a slow storage that still sends is not cut off.
-        while size > 0:
+        piece = b'-'
+        # NOTE: An empty piece is the end of the body.
+        while size > 0 and piece:
             async with self._call('read'):
                 piece = await body.read(size)
-            if not piece:
-                break
             pieces.append(piece)
             size -= len(piece)
         return b''.join(pieces)
