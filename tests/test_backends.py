@@ -226,6 +226,57 @@ def test_driver_errors(monkeypatch):
     assert backends.driver_errors() == (backends.IndexUnavailable, sqlite3.Error)
 
 
+def other_sessions(database_url):
+    """How many connections, besides the one asking, the server holds."""
+    import asyncpg
+
+    async def count():
+        connection = await asyncpg.connect(database_url)
+        try:
+            return await connection.fetchval(
+                'SELECT count(*) FROM pg_stat_activity '
+                'WHERE datname = current_database() AND pid <> pg_backend_pid()'
+            )
+        finally:
+            await connection.close()
+
+    return run(count)
+
+
+@pytest.mark.parametrize('database_url', ['postgresql'], indirect=True)
+def test_requests_together_open_one_pool_on_postgresql(database_url):
+    backend = backends.from_url(database_url)
+
+    async def together():
+        return await asyncio.gather(*(backend.page(1) for _ in range(6)))
+
+    assert run(together) == [[]] * 6
+    run(backend.close)
+    # NOTE: A pool each would leave five connections to the collector.
+    assert other_sessions(database_url) == 0
+
+
+@pytest.mark.parametrize('database_url', ['postgresql'], indirect=True)
+def test_a_pool_that_cannot_migrate_is_closed_on_postgresql(database_url):
+    import asyncpg
+
+    async def squat():
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute('CREATE TABLE images (unrelated TEXT)')
+        finally:
+            await connection.close()
+
+    run(squat)
+    backend = backends.from_url(database_url)
+    with pytest.raises(asyncpg.DuplicateTableError):
+        run(backend.open)
+    assert other_sessions(database_url) == 0
+    with pytest.raises(asyncpg.DuplicateTableError):
+        run(backend.page, 1)
+    assert other_sessions(database_url) == 0
+
+
 @pytest.mark.parametrize('database_url', ['sqlite', 'postgresql'], indirect=True)
 def test_what_another_process_commits_is_seen_at_once(backend, database_url):
     other = backends.from_url(database_url)

@@ -4,6 +4,7 @@ asyncpg keeps a small pool per process; every write is one transaction, and
 a commit is durable (PostgreSQL's default ``synchronous_commit``).
 """
 
+import asyncio
 import contextlib
 
 import asyncpg
@@ -28,16 +29,27 @@ class PostgreSQLBackend:
     def __init__(self, url: str) -> None:
         self._url = url
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
 
     async def open(self) -> None:
-        if self._pool is None:
-            # NOTE: No statement may hang a request for ever (a stopped server).
-            pool = await asyncpg.create_pool(
-                self._url, min_size=1, max_size=8, command_timeout=30
-            )
-            async with pool.acquire() as connection:
-                await _migrate(connection)
-            self._pool = pool
+        if self._pool is not None:
+            return
+        # NOTE: Requests arriving together at a backend not yet open (start-up
+        #   could not reach the server) open one pool, not one each; a pool
+        #   that cannot be migrated is closed, not left to the collector.
+        async with self._opening:
+            if self._pool is None:
+                # NOTE: No statement may hang a request for ever (a stopped server).
+                pool = await asyncpg.create_pool(
+                    self._url, min_size=1, max_size=8, command_timeout=30
+                )
+                try:
+                    async with pool.acquire() as connection:
+                        await _migrate(connection)
+                except BaseException:
+                    pool.terminate()
+                    raise
+                self._pool = pool
 
     async def close(self) -> None:
         if self._pool is not None:
