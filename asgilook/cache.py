@@ -87,6 +87,7 @@ class RedisCache:
     CACHE_HEADER = 'X-ASGILook-Cache'
     TTL = 3600
     LOCK_POLL_INTERVAL = 0.02
+    LOCK_POLL_MAX_INTERVAL = 0.2
 
     def __init__(self, config, redis: FailOpenRedis | None = None):
         self._config = config
@@ -151,6 +152,7 @@ class RedisCache:
         resp.context.cached = False
         resp.context.cache_key = None
         resp.context.cache_lock = None
+        resp.context.cache_lock_keeper = None
 
     async def replay(self, policy, resource, req, resp, params):
         """Answer from the cache if it can; True when it did.
@@ -196,6 +198,9 @@ class RedisCache:
             if req.method in self.CACHE_ON:
                 resp.set_header(self.CACHE_HEADER, 'Bypass')
         finally:
+            keeper = resp.context.get('cache_lock_keeper')
+            if keeper is not None:
+                keeper.stop()
             lock = resp.context.get('cache_lock')
             if lock is not None:
                 await self._redis.unlock(*lock)
@@ -239,25 +244,35 @@ class RedisCache:
     async def _wait_for_peer(self, resp, key):
         """Make one request (of any process) render what N others wait for.
 
-        Whoever takes the short Redis lock renders; the others poll for the
-        entry it stores, and render themselves if the lock goes (released or
-        expired) without one, or after ``config.cache_lock_wait`` seconds.
+        Whoever takes the short Redis lock renders, and renews the lock for
+        as long as its request lasts; the others poll for the entry it
+        stores, and render themselves if the lock goes (released, or expired
+        with its holder) without one, or after ``config.cache_lock_wait``
+        seconds.
         """
         lock_key = f'{self.PREFIX}lock:{key}'
         token = secrets.token_hex(8)
+        ttl = self._config.cache_lock_ttl
         # NOTE: Released at the end even if taking it seemed to fail: a SET
         #   that timed out here may still have happened in Redis.
         resp.context.cache_lock = (lock_key, token)
-        if await self._redis.lock(lock_key, token, self._config.cache_lock_ttl):
+        if await self._redis.lock(lock_key, token, ttl):
+            resp.context.cache_lock_keeper = _LockKeeper(
+                self._redis, lock_key, token, ttl, self._config.cache_lock_wait
+            )
             return None
         resp.context.cache_lock = None
 
-        # NOTE: A lock whose holder died (or lost Redis) expires by itself;
-        #   nobody waits for it longer than the wait budget.
-        waited = 0.0
-        while waited < self._config.cache_lock_wait:
-            await asyncio.sleep(self.LOCK_POLL_INTERVAL)
-            waited += self.LOCK_POLL_INTERVAL
+        # NOTE: A render slower than the lock's TTL is still waited for (its
+        #   holder renews the lock), so that each is done once by all hosts;
+        #   a lock whose holder died (or lost Redis) soon expires. The polls
+        #   thin out as the wait grows long.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.cache_lock_wait
+        pause = self.LOCK_POLL_INTERVAL
+        while loop.time() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, self.LOCK_POLL_MAX_INTERVAL)
             data = await self._redis.call('get', key)
             if data is not None:
                 metrics.joined('redis')
@@ -265,3 +280,40 @@ class RedisCache:
             if not await self._redis.call('exists', lock_key):
                 return None
         return None
+
+
+class _LockKeeper:
+    """Renews a render lock every third of its TTL while the request that
+    holds it lasts, for ``budget`` seconds at most."""
+
+    def __init__(
+        self, redis: FailOpenRedis, key: str, token: str, ttl: float, budget: float
+    ) -> None:
+        self._redis = redis
+        self._key = key
+        self._token = token
+        self._ttl = ttl
+        self._loop = asyncio.get_running_loop()
+        self._until = self._loop.time() + budget
+        # NOTE: A request cancelled before process_response (a server
+        #   shutting down) stops the renewals too.
+        self._request = asyncio.current_task()
+        self._stopped = False
+        self._renewing: asyncio.Future | None = None
+        self._timer = self._loop.call_later(ttl / 3, self._due)
+
+    def stop(self) -> None:
+        # NOTE: A renewal under way is left to finish: cancelled mid-command
+        #   it would cost a Redis connection, and it renews nothing once the
+        #   lock is released.
+        self._stopped = True
+        self._timer.cancel()
+
+    def _due(self) -> None:
+        if self._stopped or self._request.done() or self._loop.time() >= self._until:
+            return
+        self._renewing = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        if await self._redis.renew(self._key, self._token, self._ttl):
+            self._timer = self._loop.call_later(self._ttl / 3, self._due)

@@ -36,7 +36,6 @@ class Config:
     DEFAULT_QUEUE_TIMEOUT = 30.0
     DEFAULT_CACHE_MAX_ENTRY_BYTES = 2 * 2**20
     DEFAULT_CACHE_LOCK_TTL = 10.0
-    DEFAULT_CACHE_LOCK_WAIT = 2.0
     DEFAULT_MAX_UPLOADS = 16
     DEFAULT_SWEEP_INTERVAL = 600.0
     DEFAULT_READ_WHOLE_BYTES = 8 * 2**20
@@ -133,11 +132,15 @@ class Config:
             'PROMETHEUS_MULTIPROC_DIR'
         )
         self.metrics_registry = None
-        # NOTE: How long one request may hold the right to render what others
-        #   wait for, how long the others wait for it at most, and how often
-        #   the storage is swept for crash leftovers.
+        # NOTE: How long the right to render what others wait for outlives a
+        #   holder that died (a live one keeps renewing it), how long the
+        #   others wait for it at most (as long as a render may take: a queue,
+        #   then a deadline), and how often the storage is swept for crash
+        #   leftovers.
         self.cache_lock_ttl = self.DEFAULT_CACHE_LOCK_TTL
-        self.cache_lock_wait = self.DEFAULT_CACHE_LOCK_WAIT
+        self.cache_lock_wait = (
+            self.queue_timeout + self.image_deadline + self.cache_lock_ttl
+        )
         self.sweep_interval = self.DEFAULT_SWEEP_INTERVAL
         # NOTE: Originals up to this size are read in one go, larger ones
         #   streamed in chunks of a MiB.

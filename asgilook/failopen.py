@@ -112,6 +112,18 @@ class FailOpenRedis:
         seconds; False if another holder (of any process) has it."""
         return bool(await self.call('set', key, token, nx=True, px=int(ttl * 1000)))
 
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Make a lock that is still ours last ``ttl`` seconds from now;
+        False if it is not ours, or Redis cannot say."""
+        try:
+            # NOTE: Not atomic: at worst, a lock that expired and was taken
+            #   again lasts a little longer for its new holder.
+            return await self.call('get', key) == token.encode() and bool(
+                await self.call('pexpire', key, int(ttl * 1000))
+            )
+        except Unavailable:
+            return False
+
     async def unlock(self, key: str, token: str) -> None:
         """Release a lock if it is still ours; never raises."""
         try:

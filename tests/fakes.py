@@ -53,6 +53,9 @@ class FlakyRedis:
     async def exists(self, *keys):
         return await self._run('exists', *keys)
 
+    async def pexpire(self, key, milliseconds):
+        return await self._run('pexpire', key, milliseconds)
+
     async def publish(self, channel, message):
         return await self._run('publish', channel, message)
 

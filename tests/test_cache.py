@@ -481,7 +481,11 @@ def test_only_get_and_head_answers_are_cached(config):
     assert resource.renders == 2
 
 
-def test_single_flight_across_processes(request, any_client, config):
+@pytest.mark.parametrize('lock_ttl', [10.0, 0.1])
+def test_single_flight_across_processes(request, any_client, config, lock_ttl):
+    # NOTE: With a TTL of 0.1 s the render (0.3 s) outlasts the lock; its
+    #   holder renews it, and nobody renders a second time.
+    config.cache_lock_ttl = lock_ttl
     real = 'real_client' in request.fixturenames
     resource = SlowResource()
     apps = []
@@ -525,14 +529,67 @@ def test_waiters_render_themselves_when_the_holder_caches_nothing(config):
     assert {resp.text for resp in responses} == {'rendered once'}
 
 
-def test_waiters_give_up_after_the_lock_ttl(config):
+def test_waiters_give_up_after_cache_lock_wait(config):
     config.cache_lock_ttl = 0.1
+    config.cache_lock_wait = 0.15
     resource = SlowResource()
     app = falcon.asgi.App(middleware=[RedisCache(config)])
     app.add_route('/slow', resource)
 
     falcon.async_to_sync(_gather, app, ['/slow'] * 2)
     assert resource.renders == 2
+
+
+def test_the_lock_of_a_holder_that_died_expires_after_its_ttl(config, flaky):
+    config.redis_from_url = lambda url: flaky
+    config.cache_lock_ttl = 0.1
+    config.cache_lock_wait = 5
+    resource = SlowResource()
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', resource)
+
+    async def holder_dies():
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            holder = asyncio.ensure_future(conductor.simulate_get('/slow'))
+            await asyncio.sleep(0.05)
+            # NOTE: As a server cancelling a request on its way out: nothing
+            #   releases the lock, and nothing renews it any more.
+            holder.cancel()
+            started = time.monotonic()
+            resp = await conductor.simulate_get('/slow')
+            return resp, time.monotonic() - started
+
+    resp, waited = falcon.async_to_sync(holder_dies)
+    assert resp.text == 'rendered once'
+    assert resource.renders == 2
+    assert waited < 2.5
+
+
+def test_a_lock_taken_over_is_not_renewed_by_its_former_holder(config, flaky):
+    class Robbed(SlowResource):
+        async def render(self, req, resp):
+            # NOTE: As if the lock expired and another process took it, then
+            #   died too.
+            for key in await flaky.redis.keys(f'{RedisCache.PREFIX}lock:*'):
+                await flaky.redis.set(key, b'someone-else', px=100)
+            await super().render(req, resp)
+
+    config.redis_from_url = lambda url: flaky
+    config.cache_lock_ttl = 0.1
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/slow', Robbed())
+    falcon.testing.TestClient(app).simulate_get('/slow')
+
+    assert 'pexpire' not in flaky.commands
+    assert falcon.async_to_sync(flaky.redis.keys, f'{RedisCache.PREFIX}lock:*') == []
+
+
+def test_a_holder_without_redis_renews_nothing(config, flaky):
+    config.redis_from_url = lambda url: flaky
+    redis = FailOpenRedis(config)
+    assert falcon.async_to_sync(redis.lock, 'k', 'me', 10)
+    flaky.down = True
+    assert falcon.async_to_sync(redis.renew, 'k', 'me', 10) is False
 
 
 def test_lost_lock_is_not_released_by_its_former_holder(config, flaky):
