@@ -62,8 +62,10 @@ class AccessLog:
         seconds: float,
         sent: int,
         cache: str | None,
+        cut: bool = False,
     ) -> None:
-        """Log one request; ``query`` is the raw query string ('' for none)."""
+        """Log one request; ``query`` is the raw query string ('' for none),
+        ``cut`` says that its body was cut short."""
         if self._logger.isEnabledFor(logging.INFO):
             self._logger.info(
                 self._line(
@@ -74,30 +76,31 @@ class AccessLog:
                     seconds,
                     sent,
                     cache,
+                    cut,
                 )
             )
 
 
-def _text(method, path, query, status, seconds, sent, cache):
+def _text(method, path, query, status, seconds, sent, cache, cut):
     target = f'{path}?{query}' if query else path
-    return f'{method} {target} {status} {sent}B {seconds * 1000:.1f}ms {cache or "-"}'
+    line = f'{method} {target} {status} {sent}B {seconds * 1000:.1f}ms {cache or "-"}'
+    return f'{line} cut' if cut else line
 
 
-def _json(method, path, query, status, seconds, sent, cache):
-    return json.dumps(
-        {
-            'time': datetime.datetime.now(datetime.UTC).isoformat(
-                timespec='milliseconds'
-            ),
-            'method': method,
-            'path': path,
-            'query': query or None,
-            'status': status,
-            'duration_ms': round(seconds * 1000, 3),
-            'bytes': sent,
-            'cache': cache,
-        }
-    )
+def _json(method, path, query, status, seconds, sent, cache, cut):
+    fields = {
+        'time': datetime.datetime.now(datetime.UTC).isoformat(timespec='milliseconds'),
+        'method': method,
+        'path': path,
+        'query': query or None,
+        'status': status,
+        'duration_ms': round(seconds * 1000, 3),
+        'bytes': sent,
+        'cache': cache,
+    }
+    if cut:
+        fields['cut'] = True
+    return json.dumps(fields)
 
 
 def redacted(query: str) -> str:

@@ -59,6 +59,11 @@ class ResponseCut(Exception):
     in the middle of its body (and this has been logged)."""
 
 
+class ClientGone(ResponseCut):
+    """The client went away in the middle of an answer's body: the rest is
+    not read, let alone sent."""
+
+
 class UploadError(AsgilookError):
     status = falcon.HTTP_400
     title = 'Bad upload'

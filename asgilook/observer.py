@@ -7,6 +7,8 @@ became its problem+json. Every response, errors included, carries a
 ``Server-Timing`` header with the stages that ran for it and ``total``.
 """
 
+from collections.abc import AsyncGenerator
+from collections.abc import Callable
 import time
 
 import falcon.asgi
@@ -60,21 +62,66 @@ class Observer:
 
         status = resp.status_code
         cache = resp.get_header(RedisCache.CACHE_HEADER)
-        sent = await _body_size(req, resp, status)
         received = req.stream.tell() if req.method in _BODY_METHODS else 0
-        self._metrics.request(
-            req.uri_template, req.method, status, cache, seconds, received, sent
-        )
-        if self._access is not None:
-            self._access.log(
-                req.method, req.path, req.query_string, status, seconds, sent, cache
+
+        def record(sent: int, cut: bool = False) -> None:
+            seconds = time.perf_counter() - request.started
+            self._metrics.request(
+                req.uri_template, req.method, status, cache, seconds, received, sent
             )
+            if self._access is not None:
+                self._access.log(
+                    req.method,
+                    req.path,
+                    req.query_string,
+                    status,
+                    seconds,
+                    sent,
+                    cache,
+                    cut,
+                )
+
+        if resp.stream is not None and req.method != 'HEAD':
+            # NOTE: Told once Falcon is done with the body: what went out, and
+            #   whether all of it did (a client may go, storage may fail).
+            resp.stream = CountedStream(resp.stream, record)
+        else:
+            record(await _body_size(req, resp, status))
+
+
+class CountedStream:
+    """A response stream that tells ``done(sent, cut)`` how many of its bytes
+    went out, and whether it was cut short, once Falcon closes it."""
+
+    def __init__(
+        self, stream: AsyncGenerator[bytes, None], done: Callable[[int, bool], None]
+    ) -> None:
+        self._stream = stream
+        self._chunks = aiter(stream)
+        self._done = done
+        self._sent = 0
+        # NOTE: The last chunk given out counts once Falcon asks for the next:
+        #   its send() went through.
+        self._pending = 0
+        self._complete = False
+
+    async def read(self, size: int = -1) -> bytes:
+        self._sent += self._pending
+        self._pending = 0
+        chunk = await anext(self._chunks, b'')
+        self._pending = len(chunk)
+        self._complete = not chunk
+        return chunk
+
+    async def close(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._done(self._sent, not self._complete)
 
 
 async def _body_size(req, resp, status):
-    """How many body bytes the response will send (a stream: its length)."""
+    """How many body bytes the response will send."""
     if req.method == 'HEAD' or status in _NO_BODY_STATUS:
         return 0
-    if resp.stream is not None:
-        return int(resp.get_header('Content-Length') or 0)
     return len(await resp.render_body() or b'')

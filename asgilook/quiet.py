@@ -9,7 +9,9 @@ Two faults would otherwise end in a traceback in the server's log:
 * storage failing in the middle of an answer's body
   (:class:`~asgilook.errors.ResponseCut`, logged where it happens). The
   headers have promised bytes that will not come: closing the connection is
-  the one way left to tell the client, and all that is done.
+  the one way left to tell the client, and all that is done. A download's
+  client gone in the middle (:class:`~asgilook.errors.ClientGone`) ends
+  its answer the same way, rather than have the rest read for nobody.
 
 And event streams (``GET /events``) go through
 :func:`~asgilook.events.serve_stream`, so that a client that stops reading is
@@ -55,7 +57,9 @@ class QuietApp(falcon.asgi.App):
         elif scope['path'].startswith(DOWNLOADS):
             # NOTE: A download holds a file, or a connection to the storage,
             #   while it waits for its client.
-            bounded = BoundedSend(send, self._download_stall, "A download's client")
+            bounded = BoundedSend(
+                send, self._download_stall, "A download's client", cut_when_gone=True
+            )
             try:
                 await self._answer(scope, receive, bounded)
             finally:

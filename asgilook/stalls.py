@@ -12,20 +12,30 @@ import logging
 import time
 from typing import Any
 
+from .errors import ClientGone
+
 logger = logging.getLogger(__name__)
 
 
 class BoundedSend:
     """An ASGI send() whose every write goes out within ``stall`` seconds, or
     drops the connection; ``who`` names the client in the log. ``close()``
-    once the answer is done.
+    once the answer is done. With ``cut_when_gone``, a part of a body sent
+    once the client is gone (under uvicorn) raises
+    :class:`~asgilook.errors.ClientGone`, so that the rest is not made.
 
     NOTE: One timer an answer, not a timeout a write: a timeout scope costs
     more than the write it bounds when the client keeps up.
     """
 
-    def __init__(self, send: Any, stall: float, who: str) -> None:
+    def __init__(
+        self, send: Any, stall: float, who: str, cut_when_gone: bool = False
+    ) -> None:
         self._send = send
+        # NOTE: uvicorn's send() returns at once once the client is gone, and
+        #   Falcon would read a stream to its end for nothing; its request
+        #   cycle says whether the client is gone.
+        self._cycle = getattr(send, '__self__', None) if cut_when_gone else None
         self._stall = stall
         self._who = who
         self.started = False
@@ -57,6 +67,8 @@ class BoundedSend:
             ) from None
         finally:
             self._waiting = None
+        if getattr(self._cycle, 'disconnected', False) and message.get('more_body'):
+            raise ClientGone()
 
     def close(self) -> None:
         if self._timer is not None:

@@ -165,6 +165,10 @@ class Service:
         for chunk in iter(lambda: self.process.stdout.read1(65536), b''):
             self._chunks.append(chunk)
 
+    def output_so_far(self):
+        """What the service wrote up to now (``output`` once it stopped)."""
+        return b''.join(self._chunks).decode(errors='replace')
+
     def _collect(self, timeout):
         self.process.wait(timeout=timeout)
         self._reader.join(timeout=timeout)

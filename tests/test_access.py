@@ -147,3 +147,42 @@ def test_lines_are_shown_where_logging_is_not_set_up(capsys):
     AccessLog('text', configured).log('GET', '/images', '', 200, 0.001, 2, None)
     assert configured.handlers[1:] == []
     assert capsys.readouterr().out == ''
+
+
+@pytest.mark.parametrize('fmt', ['text', 'json'])
+def test_a_streamed_download_is_logged_once_its_body_went_out(
+    config, access, png_image, fmt
+):
+    # NOTE: Originals past this size are streamed in chunks.
+    config.read_whole_bytes = 100
+    client = logged_client(config, fmt)
+    created = client.simulate_post('/images', body=png_image).json
+    whole = client.simulate_get(created['image'])
+    assert len(whole.content) > 100
+    client.simulate_head(created['image'])
+    client.simulate_get(created['image'], headers={'Range': 'bytes=10-19'})
+
+    got, head, ranged = access()[1:]
+    if fmt == 'text':
+        assert got == f'GET {created["image"]} 200 {len(whole.content)}B ' + (
+            TEXT.fullmatch(got)['ms'] + 'ms Bypass'
+        )
+        assert TEXT.fullmatch(head)['bytes'] == '0'
+        assert TEXT.fullmatch(ranged)['bytes'] == '10'
+    else:
+        assert (json.loads(got)['bytes'], 'cut' in json.loads(got)) == (
+            len(whole.content),
+            False,
+        )
+        assert json.loads(head)['bytes'] == 0
+        assert (json.loads(ranged)['status'], json.loads(ranged)['bytes']) == (206, 10)
+
+
+def test_an_answer_cut_short_says_so(capsys):
+    for fmt in ('text', 'json'):
+        logger = logging.Logger(f'asgilook.access.{fmt}')
+        AccessLog(fmt, logger).log('GET', '/images/x', '', 200, 0.002, 5, None, True)
+    text, line = capsys.readouterr().out.splitlines()
+    assert text == 'GET /images/x 200 5B 2.0ms - cut'
+    assert json.loads(line)['cut'] is True
+    assert json.loads(line)['bytes'] == 5

@@ -18,6 +18,7 @@ from asgilook.images import _read
 from . import corpus
 from .helpers import client_over_failing_blobs
 from .servers import Service
+from .servers import wait_for
 
 SETTING = (
     "ASGI_LOOK_BLOBS_URL names the bucket 'gone', which does not exist: create "
@@ -121,4 +122,61 @@ def test_a_download_whose_client_stops_reading_is_disconnected(tmp_path):
     assert "A download's client took nothing for 0.5 s; it was disconnected" in (
         service.output
     )
+    assert 'Traceback' not in service.output
+    # NOTE: Logged as what it was: less than the whole, cut short.
+    [line] = [
+        line for line in service.output.splitlines() if line.startswith('GET /images/')
+    ]
+    method, path, status, sent, _, _, cut = line.split()
+    assert (path, status, cut) == (created['image'], '200', 'cut')
+    assert int(sent[:-1]) < length
+
+
+def test_a_download_whose_client_goes_is_not_read_on(tmp_path):
+    service = Service(
+        tmp_path / 'images',
+        ASGI_LOOK_MAX_UPLOAD_BYTES=str(64 * 2**20),
+    ).start()
+    noise = PIL.Image.frombytes('RGB', (6000, 4000), os.urandom(6000 * 4000 * 3))
+    status, _, body = service.request(
+        'POST', '/images', body=corpus.encode(noise, 'JPEG')
+    )
+    assert status == 201, body
+    created = json.loads(body)
+    length = int(service.request('HEAD', created['image'])[1]['content-length'])
+    status, _, whole = service.request('GET', created['image'])
+    assert (status, len(whole)) == (200, length)
+
+    gone = socket.socket()
+    gone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    gone.connect(('127.0.0.1', service.port))
+    gone.sendall(f'GET {created["image"]} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+    assert gone.recv(12) == b'HTTP/1.1 200'
+    # NOTE: Gone, with megabytes unread: a reset, as a closed browser tab.
+    gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\1\0\0\0\0\0\0\0')
+    gone.close()
+
+    def logged(output):
+        return [
+            line
+            for line in output.splitlines()
+            if line.startswith(f'GET {created["image"]} ')
+        ]
+
+    wait_for(
+        lambda: len(logged(service.output_so_far())) == 2,
+        what='the cut download to be logged',
+    )
+    assert service.request('GET', '/images')[0] == 200
+    service.stop()
+
+    lines = logged(service.output)
+    assert len(lines) == 2, service.output
+    assert lines[0].split()[3] == f'{length}B'
+    assert not lines[0].endswith(' cut')
+    # NOTE: Falcon stopped reading the file where the client went, rather
+    #   than read the rest for nobody.
+    sent, cut = lines[1].split()[3], lines[1].split()[-1]
+    assert cut == 'cut'
+    assert int(sent[:-1]) < length
     assert 'Traceback' not in service.output

@@ -370,6 +370,7 @@ def test_storage_failing_mid_body_closes_the_connection_quietly(
     config, moto_server, s3_bucket, proxy, caplog
 ):
     config.read_whole_bytes = 1000
+    caplog.set_level(logging.INFO, logger='asgilook.access')
     client = app_client(config, proxied(proxy, s3_bucket, timeout=0.5))
     created = upload(client, corpus.encode(corpus.noise((300, 300)), 'PNG'))
     whole = client.simulate_get(created['image']).content
@@ -395,6 +396,10 @@ def test_storage_failing_mid_body_closes_the_connection_quietly(
         'read (the storage did not answer in time). Try again later.'
     )
     assert record.exc_info is None
+    # NOTE: Logged as what went out: nothing of the body, cut short.
+    access = [r.getMessage() for r in caplog.records if r.name == 'asgilook.access']
+    assert access[-1].startswith(f'GET {created["image"]} 200 0B ')
+    assert access[-1].endswith(' cut')
 
 
 def test_a_slow_storage_that_still_sends_is_not_cut_off(
