@@ -86,26 +86,36 @@ def test_a_file_failing_mid_body_cuts_the_answer(caplog):
     )
 
 
-def test_a_download_whose_client_stops_reading_is_disconnected(tmp_path):
+def a_large_original(tmp_path, **environ):
+    """A service holding an original larger than every buffer on the way (a
+    JPEG of noise is about as large as its pixels: megabytes, on loopback);
+    the service, the image's URL and its length."""
     service = Service(
-        tmp_path / 'images',
-        ASGI_LOOK_SEND_TIMEOUT='0.5',
-        ASGI_LOOK_MAX_UPLOAD_BYTES=str(64 * 2**20),
+        tmp_path / 'images', ASGI_LOOK_MAX_UPLOAD_BYTES=str(64 * 2**20), **environ
     ).start()
-    # NOTE: Noise: a JPEG about as large as its pixels, more than every
-    #   buffer on the way holds (megabytes, on loopback).
     noise = PIL.Image.frombytes('RGB', (6000, 4000), os.urandom(6000 * 4000 * 3))
     status, _, body = service.request(
         'POST', '/images', body=corpus.encode(noise, 'JPEG')
     )
     assert status == 201, body
-    created = json.loads(body)
-    length = int(service.request('HEAD', created['image'])[1]['content-length'])
-    stalled = socket.socket()
-    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.connect(('127.0.0.1', service.port))
-    stalled.sendall(f'GET {created["image"]} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
-    assert stalled.recv(12) == b'HTTP/1.1 200'
+    image = json.loads(body)['image']
+    return service, image, int(service.request('HEAD', image)[1]['content-length'])
+
+
+def started_download(service, image):
+    """A connection whose download of ``image`` has started, and that holds
+    little of it."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect(('127.0.0.1', service.port))
+    client.sendall(f'GET {image} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+    assert client.recv(12) == b'HTTP/1.1 200'
+    return client
+
+
+def test_a_download_whose_client_stops_reading_is_disconnected(tmp_path):
+    service, image, length = a_large_original(tmp_path, ASGI_LOOK_SEND_TIMEOUT='0.5')
+    stalled = started_download(service, image)
     # NOTE: Reads nothing more for a while; what the kernel held still
     #   comes after, then the end: the server closed it.
     time.sleep(2)
@@ -128,39 +138,23 @@ def test_a_download_whose_client_stops_reading_is_disconnected(tmp_path):
         line for line in service.output.splitlines() if line.startswith('GET /images/')
     ]
     method, path, status, sent, _, _, cut = line.split()
-    assert (path, status, cut) == (created['image'], '200', 'cut')
+    assert (path, status, cut) == (image, '200', 'cut')
     assert int(sent[:-1]) < length
 
 
 def test_a_download_whose_client_goes_is_not_read_on(tmp_path):
-    service = Service(
-        tmp_path / 'images',
-        ASGI_LOOK_MAX_UPLOAD_BYTES=str(64 * 2**20),
-    ).start()
-    noise = PIL.Image.frombytes('RGB', (6000, 4000), os.urandom(6000 * 4000 * 3))
-    status, _, body = service.request(
-        'POST', '/images', body=corpus.encode(noise, 'JPEG')
-    )
-    assert status == 201, body
-    created = json.loads(body)
-    length = int(service.request('HEAD', created['image'])[1]['content-length'])
-    status, _, whole = service.request('GET', created['image'])
+    service, image, length = a_large_original(tmp_path)
+    status, _, whole = service.request('GET', image)
     assert (status, len(whole)) == (200, length)
 
-    gone = socket.socket()
-    gone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    gone.connect(('127.0.0.1', service.port))
-    gone.sendall(f'GET {created["image"]} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
-    assert gone.recv(12) == b'HTTP/1.1 200'
+    gone = started_download(service, image)
     # NOTE: Gone, with megabytes unread: a reset, as a closed browser tab.
     gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\1\0\0\0\0\0\0\0')
     gone.close()
 
     def logged(output):
         return [
-            line
-            for line in output.splitlines()
-            if line.startswith(f'GET {created["image"]} ')
+            line for line in output.splitlines() if line.startswith(f'GET {image} ')
         ]
 
     wait_for(
