@@ -120,7 +120,7 @@ class Images:
             resp.data = data[first : last + 1] if byte_range else data
         else:
             original = await self._store.open_original(image)
-            resp.stream = _read(original, first, last - first + 1)
+            resp.stream = await _stream(original, first, last - first + 1)
 
     async def on_head_image(self, req, resp, image_id):
         # NOTE: No stream here: Falcon would never read or close it on HEAD.
@@ -301,16 +301,28 @@ def _validate(req, resp, etag, last_modified):
     return True
 
 
-async def _read(original, start, length):
-    sent = 0
+async def _stream(original, start, length):
+    """The stream of ``length`` bytes of ``original`` from ``start``, whose
+    first chunk is read before the headers go: until then, what the storage
+    says (busy, gone, down) is still an error answer of our own."""
     try:
         await original.seek(start, length)
-        while sent < length:
-            chunk = await original.read(min(_CHUNK, length - sent))
-            if not chunk:
-                break
+        first = await original.read(min(_CHUNK, length))
+    except BaseException:
+        await original.close()
+        raise
+    return _chunks(original, first, length)
+
+
+async def _chunks(original, chunk, length):
+    sent = 0
+    try:
+        while chunk:
             sent += len(chunk)
             yield chunk
+            if sent >= length:
+                break
+            chunk = await original.read(min(_CHUNK, length - sent))
     except (errors.FileMissing, errors.StorageUnavailable) as ex:
         # NOTE: The headers are sent: too late for an error of our own. The
         #   connection is closed instead (see quiet.py), after one line here.

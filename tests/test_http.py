@@ -377,14 +377,14 @@ def test_placeholder_of_a_transparent_image_is_what_was_stored(client):
 
 def test_reading_a_range_stops_at_the_end_of_the_file(tmp_path):
     from asgilook.blobs.directory import FileReader
-    from asgilook.images import _read
+    from asgilook.images import _stream
 
     path = tmp_path / 'short'
     path.write_bytes(b'0123456789')
 
     async def read():
         original = FileReader(await aiofiles.open(path, 'rb'))
-        return [chunk async for chunk in _read(original, 4, 1000)]
+        return [chunk async for chunk in await _stream(original, 4, 1000)]
 
     assert falcon.async_to_sync(read) == [b'456789']
 

@@ -13,7 +13,7 @@ import pytest
 
 from asgilook import errors
 from asgilook.blobs.directory import FileReader
-from asgilook.images import _read
+from asgilook.images import _stream
 
 from . import corpus
 from .helpers import client_over_failing_blobs
@@ -71,7 +71,7 @@ def test_a_file_failing_mid_body_cuts_the_answer(caplog):
     received = []
 
     async def stream():
-        async for chunk in _read(FileReader(file), 0, 3 * 2**20):
+        async for chunk in await _stream(FileReader(file), 0, 3 * 2**20):
             received.append(chunk)
 
     with pytest.raises(errors.ResponseCut):
@@ -84,6 +84,16 @@ def test_a_file_failing_mid_body_cuts_the_answer(caplog):
         f'Cut an original short after {2**20} of {3 * 2**20} bytes: The image '
         'could not be read (Input/output error). Try again later.'
     )
+
+
+def test_a_file_failing_at_once_is_an_error_of_our_own():
+    """Before the headers go, a failing disk is still a 503, not a cut."""
+    file = UnreadableFile()
+    file.reads = 1
+
+    with pytest.raises(errors.StorageUnavailable):
+        falcon.async_to_sync(_stream, FileReader(file), 0, 3 * 2**20)
+    assert file.closed
 
 
 def a_large_original(tmp_path, **environ):

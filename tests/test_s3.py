@@ -22,6 +22,7 @@ from asgilook import images
 from asgilook.app import create_app
 from asgilook.blobs import s3reader
 from asgilook.blobs.s3 import BucketMissing
+from asgilook.blobs.s3 import S3Blobs
 from asgilook.blobs.s3url import S3Location
 from asgilook.config import Config
 
@@ -372,15 +373,23 @@ def test_storage_failing_mid_body_closes_the_connection_quietly(
     config.read_whole_bytes = 1000
     caplog.set_level(logging.INFO, logger='asgilook.access')
     client = app_client(config, proxied(proxy, s3_bucket, timeout=0.5))
-    created = upload(client, corpus.encode(corpus.noise((300, 300)), 'PNG'))
+    created = upload(client, corpus.encode(corpus.noise((1600, 1200)), 'PNG'))
     whole = client.simulate_get(created['image']).content
-    # NOTE: The storage promises every byte, sends a few, then says no more.
+    # NOTE: The storage promises every byte, sends the first chunk and a few
+    #   more (the first is read before the headers go), then says no more.
     size = len(whole)
+    assert size > s3reader.CHUNK + 1000
     headers = {
         'Content-Length': str(size),
         'Content-Range': f'bytes 0-{size - 1}/{size}',
     }
+    # NOTE: Cut within the first chunk: an error of our own still.
     proxy.answers['GET'] = (206, headers, whole[:1000])
+    early = client.simulate_get(created['image'])
+    assert early.status_code == 503
+    assert early.headers['Retry-After'] == '5'
+    caplog.clear()
+    proxy.answers['GET'] = (206, headers, whole[: s3reader.CHUNK + 1000])
 
     result = client.simulate_get(created['image'])
 
@@ -392,13 +401,13 @@ def test_storage_failing_mid_body_closes_the_connection_quietly(
     [record] = [r for r in _problems(caplog) if r.name == 'asgilook.images']
     assert record.levelno == logging.WARNING
     assert record.getMessage() == (
-        f'Cut an original short after 0 of {size} bytes: The image could not be '
-        'read (the storage did not answer in time). Try again later.'
+        f'Cut an original short after {s3reader.CHUNK} of {size} bytes: The image '
+        'could not be read (the storage did not answer in time). Try again later.'
     )
     assert record.exc_info is None
-    # NOTE: Logged as what went out: nothing of the body, cut short.
+    # NOTE: Logged as what went out: the first chunk, cut short.
     access = [r.getMessage() for r in caplog.records if r.name == 'asgilook.access']
-    assert access[-1].startswith(f'GET {created["image"]} 200 0B ')
+    assert access[-1].startswith(f'GET {created["image"]} 200 {s3reader.CHUNK}B ')
     assert access[-1].endswith(' cut')
 
 
@@ -458,6 +467,28 @@ def test_open_downloads_leave_connections_for_every_other_call(
     run(blobs.stop)
 
 
+def test_a_download_over_the_limit_is_a_503_not_an_empty_200(
+    config, moto_server, s3_bucket, monkeypatch
+):
+    config.read_whole_bytes = 1000
+    client = app_client(config, moto_server.url(s3_bucket))
+    created = upload(client, corpus.encode(corpus.noise((300, 300)), 'PNG'))
+    whole = client.simulate_get(created['image'])
+    assert whole.status_code == 200
+    assert len(whole.content) > 1000
+
+    with monkeypatch.context() as patched:
+        # NOTE: As if every stream were taken by downloads under way.
+        patched.setattr(S3Blobs, 'STREAMS', 0)
+        busy = client.simulate_get(created['image'])
+        assert busy.status_code == 503
+        assert busy.headers['Retry-After'] == '5'
+        assert 'Too many originals' in busy.json['description']
+        assert client.simulate_head(created['image']).status_code == 200
+
+    assert client.simulate_get(created['image']).content == whole.content
+
+
 def test_a_reader_lets_go_of_what_it_did_not_read(config, s3_bucket, moto_server):
     blobs = blobs_package.from_url(moto_server.url(s3_bucket, timeout=2), config, None)
     # NOTE: One connection: a GET left open would hold it, and every call
@@ -467,7 +498,7 @@ def test_a_reader_lets_go_of_what_it_did_not_read(config, s3_bucket, moto_server
     run(blobs.write, ID, data)
 
     async def begin_and_leave(first):
-        stream = images._read(await blobs.open(ID), first, len(data) - first)
+        stream = await images._stream(await blobs.open(ID), first, len(data) - first)
         chunk = await anext(stream)
         await stream.aclose()
         return chunk

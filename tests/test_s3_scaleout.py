@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from asgilook.blobs import s3reader
+
 from . import corpus
 from .fakes import FaultyS3Proxy
 from .helpers import stored_files
@@ -93,8 +95,13 @@ def test_storage_failing_mid_body_is_one_line_not_a_traceback(
         moto_server.client().put_object(
             Bucket=s3_bucket, Key=created['id'], Body=b'\xff' * size
         )
-        # NOTE: The storage promises every byte, and sends only a few.
-        proxy.answers['GET'] = (206, {'Content-Length': str(size)}, b'\xff' * 1000)
+        # NOTE: The storage promises every byte, and sends only the first
+        #   chunk (read before the headers go) and a few more.
+        proxy.answers['GET'] = (
+            206,
+            {'Content-Length': str(size)},
+            b'\xff' * (s3reader.CHUNK + 1000),
+        )
 
         with service.connect() as sock:
             sock.sendall(f'GET {created["image"]} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
@@ -107,7 +114,9 @@ def test_storage_failing_mid_body_is_one_line_not_a_traceback(
     assert len(received) < size
     assert 'Traceback' not in service.output
     [line] = [line for line in service.output.splitlines() if 'Cut an' in line]
-    assert line.startswith(f'WARNING   Cut an original short after 0 of {size} bytes')
+    assert line.startswith(
+        f'WARNING   Cut an original short after {s3reader.CHUNK} of {size} bytes'
+    )
 
 
 @pytest.mark.parametrize('command', ['uvicorn', 'asgilook serve'])

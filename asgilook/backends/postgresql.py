@@ -38,18 +38,19 @@ class PostgreSQLBackend:
         #   could not reach the server) open one pool, not one each; a pool
         #   that cannot be migrated is closed, not left to the collector.
         async with self._opening:
-            if self._pool is None:
-                # NOTE: No statement may hang a request for ever (a stopped server).
-                pool = await asyncpg.create_pool(
-                    self._url, min_size=1, max_size=8, command_timeout=30
-                )
-                try:
-                    async with pool.acquire() as connection:
-                        await _migrate(connection)
-                except BaseException:
-                    pool.terminate()
-                    raise
-                self._pool = pool
+            if self._pool is not None:
+                return
+            # NOTE: No statement may hang a request for ever (a stopped server).
+            pool = await asyncpg.create_pool(
+                self._url, min_size=1, max_size=8, command_timeout=30
+            )
+            try:
+                async with pool.acquire() as connection:
+                    await _migrate(connection)
+            except BaseException:
+                pool.terminate()
+                raise
+            self._pool = pool
 
     async def close(self) -> None:
         if self._pool is not None:
