@@ -31,9 +31,6 @@ from .events import EVENTS_PATH
 from .events import serve_stream
 from .stalls import BoundedSend
 
-# NOTE: Originals, of any size, are sent from under this path.
-DOWNLOADS = '/images/'
-
 
 class QuietApp(falcon.asgi.App):
     """:class:`falcon.asgi.App`, with one line for a bad setting at start-up,
@@ -54,9 +51,10 @@ class QuietApp(falcon.asgi.App):
             await self._answer(scope, receive, _one_line_for_bad_settings(send))
         elif scope['path'].endswith(EVENTS_PATH):
             await serve_stream(self._answer, scope, receive, send, self._stall)
-        elif scope['path'].startswith(DOWNLOADS):
+        else:
             # NOTE: A download holds a file, or a connection to the storage,
-            #   while it waits for its client.
+            #   while it waits for its client. Every answer is bounded, not
+            #   those under a prefix: a path has many spellings (//images/).
             bounded = BoundedSend(
                 send, self._download_stall, "A download's client", cut_when_gone=True
             )
@@ -64,8 +62,6 @@ class QuietApp(falcon.asgi.App):
                 await self._answer(scope, receive, bounded)
             finally:
                 bounded.close()
-        else:
-            await self._answer(scope, receive, send)
 
     async def _answer(self, scope: dict, receive: Any, send: Any) -> None:
         try:
