@@ -6,7 +6,6 @@ refused credentials, a full disk) come from a proxy in front of it.
 
 import asyncio
 import gc
-import json
 import logging
 import sys
 import time
@@ -796,11 +795,33 @@ def test_removing_changes_nothing_when_the_storage_is_away(
 
 def test_the_sweep_says_what_it_took(config, moto_server, s3_bucket, caplog):
     config.database_url = f'sqlite:///{config.storage_path}/index.db'
+    client = app_client(config, moto_server.url(s3_bucket))
+    created = upload(client, corpus.encode(corpus.pattern((640, 480)), 'PNG'))
+    assert client.simulate_get(created['thumbnails'][-1]).status_code == 200
+    kept = moto_server.keys(s3_bucket)
+    # NOTE: A render kept after its image was deleted, say.
+    moto_server.client().put_object(
+        Bucket=s3_bucket, Key=f'derived/{ID}/a.webp', Body=b''
+    )
+
+    restarted = app_client(config, moto_server.url(s3_bucket))
+    assert [image['id'] for image in restarted.simulate_get('/images').json] == [
+        created['id']
+    ]
+    assert moto_server.keys(s3_bucket) == kept
+    assert 'Removed 0 unfinished and 1 orphaned files' in caplog.text
+
+
+def test_the_sweep_takes_nothing_an_empty_index_does_not_know(
+    config, moto_server, s3_bucket, caplog
+):
+    """A host on a new database (or that lost its setting) sweeps nothing."""
+    config.database_url = f'sqlite:///{config.storage_path}/index.db'
     moto_server.client().put_object(
         Bucket=s3_bucket, Key=f'derived/{ID}/a.webp', Body=b''
     )
     client = app_client(config, moto_server.url(s3_bucket))
 
-    assert json.loads(client.simulate_get('/images').text) == []
-    assert moto_server.keys(s3_bucket) == []
-    assert 'Removed 0 unfinished and 1 orphaned files' in caplog.text
+    assert client.simulate_get('/images').json == []
+    assert moto_server.keys(s3_bucket) == [f'derived/{ID}/a.webp']
+    assert 'is this the right database?' in caplog.text

@@ -132,7 +132,7 @@ class DirectoryBlobs:
         orphans = [
             path for path in old if listed is not None and path.name not in listed
         ]
-        if len(orphans) > max(self.MOST_ORPHANS, len(old) // 20):
+        if files.implausible_orphans(len(orphans), len(old), self.MOST_ORPHANS):
             # NOTE: More like an index that does not belong to this storage (a
             #   new database, a mistyped URL) than like a crash: touch nothing.
             logger.error(

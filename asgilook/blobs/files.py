@@ -164,3 +164,11 @@ def _fsync_directory(path: pathlib.Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def implausible_orphans(orphans: int, old: int, most: int) -> bool:
+    """Whether ``orphans`` of the ``old`` files look less like what crashes
+    left than like an index that is not this storage's (a new database, a
+    mistyped URL, a host that lost its setting): more than ``most`` and a
+    twentieth of them, or every one of them."""
+    return orphans > max(most, old // 20) or 0 < orphans == old

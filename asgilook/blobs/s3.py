@@ -29,6 +29,7 @@ import botocore.handlers
 from .. import errors
 from . import DERIVED
 from . import s3errors
+from .files import implausible_orphans
 from .files import is_image_name
 from .files import is_probe_name
 from .s3reader import S3Reader
@@ -200,7 +201,7 @@ class S3Blobs:
         orphans = [
             entry for entry in old if listed is not None and entry[0] not in listed
         ]
-        if len(orphans) > max(self.MOST_ORPHANS, len(old) // 20):
+        if implausible_orphans(len(orphans), len(old), self.MOST_ORPHANS):
             logger.error(
                 'Found %d of %d files in bucket %r unknown to the index: is this '
                 'the right database? Leaving them all alone.',
