@@ -210,6 +210,11 @@ class Store:
         """Whether the index lists an image; True when it cannot say."""
         try:
             return await self.backend.get(image_id) is not None
+        except backends.driver_errors() as ex:
+            # NOTE: The index is away: one line, no traceback; the sweep
+            #   judges the file once it is back.
+            logger.error('Could not tell whether %s is listed: %s', image_id, ex)
+            return True
         except Exception:
             logger.exception('Could not tell whether %s is listed', image_id)
             return True

@@ -528,7 +528,7 @@ def test_workers_rest_when_there_is_no_work(png_image, pause, starts):
     assert started == starts
 
 
-def test_postgresql_gone_at_run_time_is_503(config, postgres, png_image):
+def test_postgresql_gone_at_run_time_is_503(config, postgres, png_image, caplog):
     proxy = TcpProxy(postgres.port).start()
     config.database_url = postgres.url.replace(f':{postgres.port}/', f':{proxy.port}/')
     app = create_app(config)
@@ -552,6 +552,8 @@ def test_postgresql_gone_at_run_time_is_503(config, postgres, png_image):
         assert resp.headers['Retry-After'] == '1'
     assert ready.status_code == 503
     assert ready.json['checks']['index']['state'] == 'down'
+    # NOTE: Lines that say so, without a traceback (asyncpg's own included).
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
 def test_a_full_disk_is_not_ready(client, small_disk):

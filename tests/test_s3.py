@@ -429,6 +429,8 @@ def test_a_slow_storage_that_still_sends_is_not_cut_off(
         return b''.join(chunks)
 
     assert run(read_all) == data
+    # NOTE: Read whole (to render it), the same.
+    assert run(blobs.read, ID) == data
     run(blobs.stop)
 
 

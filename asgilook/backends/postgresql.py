@@ -41,8 +41,10 @@ class PostgreSQLBackend:
             if self._pool is not None:
                 return
             # NOTE: No statement may hang a request for ever (a stopped server).
+            #   No floor of idle connections either: asyncpg would log a
+            #   traceback each time a restart of the server dropped it.
             pool = await asyncpg.create_pool(
-                self._url, min_size=1, max_size=8, command_timeout=30
+                self._url, min_size=0, max_size=8, command_timeout=30
             )
             try:
                 async with pool.acquire() as connection:

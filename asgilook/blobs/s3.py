@@ -286,13 +286,13 @@ class S3Blobs:
             raise
         return head['ContentLength']
 
-    async def _get(self, name: str, **span: str) -> bytes:
+    async def _get(self, name: str) -> bytes:
         async with self._call('read') as s3:
-            answer = await s3.get_object(
-                Bucket=self._bucket, Key=self._key(name), **span
-            )
-            async with answer['Body'] as body:
-                return await body.read()
+            answer = await s3.get_object(Bucket=self._bucket, Key=self._key(name))
+        # NOTE: Read as a download is, with a deadline for each piece: an
+        #   original that a slow storage still sends is rendered too.
+        async with answer['Body'] as body:
+            return await self.read_body(body, answer['ContentLength'])
 
     def _key(self, name: str) -> str:
         return self.location.key(name)
