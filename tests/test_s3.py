@@ -637,7 +637,14 @@ def test_a_hung_storage_is_a_503_then_recovers(config, aws_environment, png_imag
     try:
         moto.create_bucket('hangs')
         client = app_client(config, moto.url('hangs', timeout=0.5))
-        created = upload(client, png_image)
+        # NOTE: A new moto's first answers may take longer than the deadline
+        #   on a busy machine: that is not what this test is about.
+        for _ in range(3):
+            result = client.simulate_post('/images', body=png_image)
+            if result.status_code != 503:
+                break
+        assert result.status_code == 201, result.text
+        created = result.json
 
         moto.pause()
         started = time.monotonic()
